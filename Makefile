@@ -1,0 +1,40 @@
+# audiocap: the two quick-start commands are `make demo` and `make test`.
+# Both set everything up first (system packages when run as root, a virtualenv, the package).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+SHARED ?= ../shared
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.audiocap-installed
+APT_PACKAGES := default-jre-headless sox espeak-ng fluidsynth fluid-soundfont-gm
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps demo test test-slow clean
+
+# Debian packages: Java for METEOR/SPICE, sound tools for the dataset builder.
+system-deps:
+	@bash scripts/system-deps.sh $(APT_PACKAGES)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+setup: system-deps $(STAMP)
+
+# Main job on the built-in default data.
+demo: setup
+	$(BIN)/audiocap demo --shared $(SHARED)
+
+# Default test suite (what CI runs).
+test: setup
+	AUDIOCAP_SHARED=$(SHARED) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Longer checks, reported in notes.
+test-slow: setup
+	AUDIOCAP_SHARED=$(SHARED) $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

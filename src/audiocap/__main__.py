@@ -1,0 +1,5 @@
+"""``python -m audiocap`` runs the command line."""
+
+from audiocap.cli import main
+
+main()

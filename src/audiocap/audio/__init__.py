@@ -1,0 +1,25 @@
+"""Audio decoding, windowing and features.
+
+``load_audio`` turns wav/flac/ogg/mp3/aiff files into float32 mono at a target rate and raises
+one error type, :class:`AudioError`, that names the file and the reason for any bad input.
+"""
+
+from audiocap.audio.io import (
+    SUPPORTED_SUFFIXES,
+    AudioError,
+    AudioInfo,
+    audio_info,
+    load_audio,
+    resample,
+    split_windows,
+)
+
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "AudioError",
+    "AudioInfo",
+    "audio_info",
+    "load_audio",
+    "resample",
+    "split_windows",
+]

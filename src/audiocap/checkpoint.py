@@ -1,0 +1,83 @@
+"""Checkpoint folders: ``model.safetensors`` + ``recipe.yaml`` (+ optional extra JSON files).
+
+Every trained model in audiocap is a folder. ``recipe.yaml`` holds the resolved recipe and a
+``kind`` (``clap``, ``captioner``, ``wsac``...) so tools can dispatch on it; tensors are stored
+with safetensors so loading never unpickles anything. Writes are atomic per file, and the
+folder is complete only once ``recipe.yaml`` (written last) exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from audiocap.fileio import atomic_path, atomic_write_json, atomic_write_text
+
+WEIGHTS = "model.safetensors"
+RECIPE = "recipe.yaml"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is missing, incomplete or of the wrong kind."""
+
+
+def save_checkpoint(
+    folder: str | os.PathLike,
+    state_dict: dict[str, torch.Tensor],
+    *,
+    kind: str,
+    recipe: dict[str, Any],
+    extras: dict[str, Any] | None = None,
+) -> Path:
+    """Write weights, optional JSON extras (``name -> object``) and the recipe to ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    with atomic_path(folder / WEIGHTS, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    for name, obj in (extras or {}).items():
+        atomic_write_json(folder / f"{name}.json", obj)
+    atomic_write_text(folder / RECIPE, yaml.safe_dump({"kind": kind, **recipe}, sort_keys=False))
+    return folder
+
+
+def read_recipe(folder: str | os.PathLike) -> dict[str, Any]:
+    """Read ``recipe.yaml`` of a checkpoint folder (raises :class:`CheckpointError` if absent)."""
+    folder = Path(folder)
+    path = folder / RECIPE
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: checkpoint folder not found")
+    if not path.exists():
+        raise CheckpointError(f"{folder}: no {RECIPE}; not an audiocap checkpoint or an interrupted save")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "kind" not in data:
+        raise CheckpointError(f"{path}: recipe has no 'kind'")
+    return data
+
+
+def load_checkpoint(
+    folder: str | os.PathLike, *, kind: str | None = None, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Return ``(state_dict, recipe)``; check ``kind`` when given."""
+    folder = Path(folder)
+    recipe = read_recipe(folder)
+    if kind is not None and recipe["kind"] != kind:
+        raise CheckpointError(f"{folder}: is a '{recipe['kind']}' checkpoint, expected '{kind}'")
+    weights = folder / WEIGHTS
+    if not weights.exists():
+        raise CheckpointError(f"{folder}: {WEIGHTS} missing")
+    return load_file(str(weights), device=str(device)), recipe
+
+
+def read_extra(folder: str | os.PathLike, name: str) -> Any:
+    """Read one JSON extra (``name.json``) written by :func:`save_checkpoint`."""
+    path = Path(folder) / f"{name}.json"
+    if not path.exists():
+        raise CheckpointError(f"{path}: missing")
+    return json.loads(path.read_text(encoding="utf-8"))

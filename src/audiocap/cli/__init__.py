@@ -1,0 +1,19 @@
+"""The ``audiocap`` command line: one Typer app, one module per command group.
+
+Each module under ``audiocap.cli`` defines its commands on the shared apps of
+:mod:`audiocap.cli.apps`; importing it here registers them. Heavy imports (torch models,
+faiss, Java bridges) happen inside the commands so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from audiocap.cli import audio as _audio  # noqa: F401  (registers commands)
+from audiocap.cli.apps import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,27 @@
+"""The Typer apps that command modules attach to (kept apart to avoid import cycles)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="audiocap",
+    help="Contrastive audio-language learning: search sounds with text, caption sounds, "
+    "train captioners from text alone, and score them with the DCASE metrics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def group(name: str, help: str) -> typer.Typer:
+    """Create a command group ``audiocap NAME ...`` and attach it to the main app."""
+    sub = typer.Typer(name=name, help=help, no_args_is_help=True)
+    app.add_typer(sub, name=name)
+    return sub
+
+
+def fail(message: str, code: int = 2) -> "typer.Exit":
+    """Print ``error: message`` to stderr and return an Exit to raise (no traceback)."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)

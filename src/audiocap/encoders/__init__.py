@@ -1,0 +1,1 @@
+"""audiocap.encoders"""
