@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# aisfx ships the pretrained audio tower; its pinned deps (numpy 1.23, librosa 0.9) do not install
+	$(BIN)/python -m pip install --quiet --no-deps aisfx==0.1.2
 	@touch $(STAMP)
 
 setup: system-deps $(STAMP)

@@ -1,0 +1,147 @@
+"""CLAP: a dual encoder mapping audio and text into one space (Elizalde et al., "CLAP: Learning
+Audio Concepts from Natural Language Supervision", ICASSP 2023; Radford et al., CLIP, 2021).
+
+Audio tower -> (optional) trainable residual adapter on its frame embeddings -> pooling ->
+2-layer MLP projection; text tower -> mean pooling -> 2-layer MLP projection. Both outputs are
+L2-normalized; ``logit_scale`` (init 1/0.07, clamped at 100) scales the cosine similarities.
+The model never reads files and never computes its loss (see :mod:`audiocap.losses`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audiocap.encoders import build_audio_encoder, build_text_encoder
+
+
+@dataclass
+class ClapConfig:
+    """Architecture of a CLAP model (the ``model`` section of a CLAP recipe)."""
+
+    audio: str = "aisfx"  # audio tower name (audiocap.encoders registry)
+    audio_kw: dict[str, Any] = field(default_factory=dict)
+    text: str = "minilm"  # text tower name
+    text_kw: dict[str, Any] = field(default_factory=dict)
+    freeze_audio: bool = True  # frozen towers can have their outputs cached on disk
+    freeze_text: bool = True
+    adapter: bool = True  # trainable residual MLP on the audio frame embeddings ("tower top")
+    adapter_hidden: int = 1024
+    embed_dim: int = 512
+    head_hidden: int = 1024
+    init_temperature: float = 0.07
+    max_logit_scale: float = 100.0
+
+
+def projection_head(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
+    """The 2-layer MLP projection of CLAP (Linear -> GELU -> Linear)."""
+    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_out))
+
+
+class FrameAdapter(nn.Module):
+    """Residual MLP on frame embeddings, x + W2·GELU(W1·LN(x)); W2 starts at zero so the adapted
+    tower starts exactly as the pretrained one (what the CLAP-TAG regularizer compares to)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(F.gelu(self.fc1(self.norm(x))))  # (B, T, D)
+
+
+class ClapModel(nn.Module):
+    """Towers + projection heads. Waveforms are mono float at ``sample_rate``, shape (B, N)."""
+
+    def __init__(self, cfg: ClapConfig, audio_tower: nn.Module, text_tower: nn.Module) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.audio_tower, self.text_tower = audio_tower, text_tower
+        self.audio_tower.requires_grad_(not cfg.freeze_audio)
+        self.adapter = FrameAdapter(audio_tower.frame_dim, cfg.adapter_hidden) if cfg.adapter else nn.Identity()
+        self.audio_proj = projection_head(audio_tower.dim, cfg.head_hidden, cfg.embed_dim)
+        self.text_proj = projection_head(text_tower.dim, cfg.head_hidden, cfg.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.init_temperature)))
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.audio_tower.sample_rate)
+
+    def train(self, mode: bool = True) -> "ClapModel":
+        super().train(mode)
+        if self.cfg.freeze_audio:
+            self.audio_tower.eval()  # frozen BatchNorm statistics stay pretrained
+        return self
+
+    # --- audio ---
+    def audio_frames(self, wave: torch.Tensor) -> torch.Tensor:
+        """Frozen-or-trainable tower: (B, N) -> frame embeddings (B, T, D), before the adapter."""
+        return self.audio_tower(wave)
+
+    def audio_pooled(self, frame_embs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Adapter + tower pooling: (B, T, D) -> the audio tower's clip embedding (B, P)."""
+        return self.audio_tower.pool(self.adapter(frame_embs), mask)
+
+    def encode_audio(self, wave: torch.Tensor | None = None, *, frame_embs: torch.Tensor | None = None,
+                     mask: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalized audio embeddings (B, E) from waveforms (B, N) or precomputed tower
+        frame embeddings (B, T, D) with an optional validity mask (B, T)."""
+        if frame_embs is None:
+            frame_embs = self.audio_frames(wave)
+        return F.normalize(self.audio_proj(self.audio_pooled(frame_embs, mask)), dim=-1)
+
+    # --- text ---
+    def text_features(self, texts: list[str] | dict[str, torch.Tensor]) -> torch.Tensor:
+        """Text tower output (B, Dt) from strings or ``{"input_ids", "attention_mask"}``."""
+        return self.text_tower(texts)
+
+    def encode_text(self, texts: list[str] | dict[str, torch.Tensor] | None = None, *,
+                    text_feats: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalized text embeddings (B, E) from strings, token ids or cached tower outputs."""
+        if text_feats is None:
+            text_feats = self.text_features(texts)
+        return F.normalize(self.text_proj(text_feats), dim=-1)
+
+    def scale(self) -> torch.Tensor:
+        """exp(logit_scale) clamped at ``max_logit_scale`` (CLIP's clamp at 100)."""
+        return self.logit_scale.exp().clamp(max=self.cfg.max_logit_scale)
+
+
+def build_clap(cfg: ClapConfig | dict[str, Any], *, pretrained: bool = True) -> ClapModel:
+    """Build a :class:`ClapModel`; ``pretrained=False`` skips loading tower weights that a
+    checkpoint will overwrite anyway (aisfx)."""
+    if isinstance(cfg, dict):
+        cfg = ClapConfig(**cfg)
+    audio_kw = dict(cfg.audio_kw)
+    if not pretrained and cfg.audio == "aisfx":
+        audio_kw["weights"] = "none"
+    if not pretrained and cfg.audio == "cnn14":
+        audio_kw.pop("weights", None)
+    audio = build_audio_encoder(cfg.audio, **audio_kw)
+    text = build_text_encoder(cfg.text, trainable=not cfg.freeze_text, **cfg.text_kw)
+    return ClapModel(cfg, audio, text)
+
+
+def load_clap(folder: str | os.PathLike, device: str | torch.device | None = None) -> ClapModel:
+    """Load a CLAP checkpoint folder (``model.safetensors`` + ``recipe.yaml``) strictly, in eval mode."""
+    from audiocap.checkpoint import load_checkpoint
+
+    state, recipe = load_checkpoint(folder, kind="clap")
+    model = build_clap(recipe["model"], pretrained=False)
+    model.load_state_dict(state, strict=True)
+    return model.to(device or "cpu").eval()
+
+
+def clap_config_dict(cfg: ClapConfig) -> dict[str, Any]:
+    """Plain-dict form of a :class:`ClapConfig` (what goes into recipe.yaml)."""
+    return asdict(cfg)
