@@ -8,6 +8,8 @@ faiss, Java bridges) happen inside the commands so that ``--help`` stays fast.
 from __future__ import annotations
 
 from audiocap.cli import audio as _audio  # noqa: F401  (registers commands)
+from audiocap.cli import train_clap as _train_clap  # noqa: F401
+from audiocap.cli import eval_clap as _eval_clap  # noqa: F401
 from audiocap.cli.apps import app
 
 

@@ -1,0 +1,35 @@
+"""``audiocap train clap``: train CLAP / CLAP-TAG from a YAML recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from audiocap.cli.apps import fail, train_app
+
+
+@train_app.command("clap")
+def train_clap_cmd(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML recipe, e.g. configs/clap/foley.yaml."),
+    overrides: list[str] = typer.Argument(None, help="Recipe overrides like trainer.max_epochs=5 out=runs/x."),
+) -> None:
+    """Train a CLAP model (audio tower + text tower + projection heads, symmetric InfoNCE; with
+    tag.enabled=true the CLAP-TAG regularizer) and write a checkpoint folder at `out`.
+
+    Frozen towers are cached on disk on the first run; an interrupted run resumes from
+    OUT/lightning/last.ckpt (set resume=false to start over). trainer.strategy=ddp with
+    trainer.devices=N trains on N processes.
+    """
+    from audiocap.config import RecipeError, load_recipe
+    from audiocap.train.clap import ClapRecipe, train_clap
+
+    try:
+        recipe = load_recipe(ClapRecipe, config, overrides or [])
+    except RecipeError as exc:
+        raise fail(str(exc)) from None
+    try:
+        out = train_clap(recipe)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"checkpoint: {out}")

@@ -1,0 +1,133 @@
+"""Evaluate CLAP checkpoints on a manifest split: retrieval both ways, zero-shot tagging, ensembles.
+
+Retrieval: every caption of the split is a text query whose relevant item is its clip (t2a), and
+every clip is an audio query whose relevant items are its captions (a2t), scored with R@1/5/10
+and mAP@10 as in DCASE 2022–2024 Task 6b. Ensembles average the similarity matrices of several
+models. Zero-shot classification (Elizalde et al., CLAP, 2023): each tag of the vocabulary becomes
+a prompt (default "the sound of {}"); a clip counts as correct when its highest-scoring tag is one
+of its own tags. Chance levels come from the same metrics on random similarity matrices.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audiocap.data.manifest import Clip, audio_path, read_manifest
+
+try:  # the shared implementation (metrics helper); interim fallback below until it lands
+    from audiocap.metrics.retrieval import retrieval_metrics  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - replaced at merge time
+    def retrieval_metrics(sim: torch.Tensor, text_to_audio: torch.Tensor) -> dict:
+        """Interim: t2a/a2t R@1/5/10 and mAP@10 from sim (n_text, n_audio)."""
+        out = {}
+        rank_t = (sim.argsort(1, descending=True) == text_to_audio[:, None]).float().argmax(1)  # (M,)
+        for k in (1, 5, 10):
+            out[f"t2a_R@{k}"] = float((rank_t < k).float().mean())
+        out["t2a_mAP@10"] = float(torch.where(rank_t < 10, 1.0 / (rank_t + 1), torch.zeros(())).mean())
+        order = sim.t().argsort(1, descending=True)[:, :10]  # (N, 10)
+        rel = text_to_audio[order] == torch.arange(sim.shape[1])[:, None]  # (N, 10)
+        n_rel = torch.bincount(text_to_audio, minlength=sim.shape[1]).clamp(max=10).clamp_min(1)
+        for k in (1, 5, 10):
+            out[f"a2t_R@{k}"] = float(rel[:, :k].any(1).float().mean())
+        prec = rel.float().cumsum(1) / torch.arange(1, 11)
+        out["a2t_mAP@10"] = float(((prec * rel).sum(1) / n_rel).mean())
+        return out
+
+
+def split_clips(manifest: str | os.PathLike, split: str) -> list[Clip]:
+    """Clips of ``split`` that have captions (raises naming the manifest if there are none)."""
+    clips = [c for c in read_manifest(manifest) if c.split == split and c.captions]
+    if not clips:
+        raise ValueError(f"{manifest}: no captioned clips in split '{split}'")
+    return clips
+
+
+@torch.no_grad()
+def embed_split(model, manifest: str | os.PathLike, clips: list[Clip], split: str, *,
+                cache_dir: str | None = None, max_seconds: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Audio embeddings (N, E) and caption embeddings (M, E) of a split. Frozen audio towers
+    read/fill the feature cache (shared by all checkpoints with the same tower weights)."""
+    from audiocap.embed import embed_audio
+    from audiocap.train.features import cache_audio_frames, read_cache
+
+    model.eval()
+    if model.cfg.freeze_audio:
+        t = read_cache(cache_audio_frames(model.audio_tower, manifest, clips, split, cache_dir, max_seconds=max_seconds))[0]
+        dev = next(model.parameters()).device
+        a = torch.cat([model.encode_audio(frame_embs=t["frames"][i : i + 256].to(dev), mask=t["mask"][i : i + 256].to(dev))
+                       for i in range(0, len(clips), 256)]).cpu()
+    else:
+        a = torch.from_numpy(embed_audio(model, [audio_path(manifest, c) for c in clips]))
+    captions = [c for clip in clips for c in clip.captions]
+    text = torch.cat([model.encode_text(captions[i : i + 256]).cpu() for i in range(0, len(captions), 256)])
+    return a, text
+
+
+def zero_shot_accuracy(audio_emb: torch.Tensor, tag_emb: torch.Tensor, clip_tags: list[list[str]],
+                       vocab: list[str]) -> float:
+    """Top-1 zero-shot accuracy: share of clips (with ≥ 1 tag in ``vocab``) whose most similar
+    tag prompt is one of their tags."""
+    pred = (audio_emb @ tag_emb.t()).argmax(1)  # (N,)
+    hits = [vocab[int(p)] in set(tags) for p, tags in zip(pred, clip_tags) if set(tags) & set(vocab)]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def chance_levels(text_to_audio: torch.Tensor, n_audio: int, clip_tags: list[list[str]], vocab: list[str],
+                  *, trials: int = 50, seed: int = 0) -> dict:
+    """Expected metrics of a random ranking: retrieval averaged over ``trials`` random similarity
+    matrices; zero-shot = mean over clips of |tags ∩ vocab| / |vocab|."""
+    g = torch.Generator().manual_seed(seed)
+    runs = [retrieval_metrics(torch.rand(len(text_to_audio), n_audio, generator=g), text_to_audio) for _ in range(trials)]
+    out = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+    vs = set(vocab)
+    fr = [len(set(t) & vs) / len(vs) for t in clip_tags if set(t) & vs]
+    out["zero_shot_acc"] = float(np.mean(fr)) if fr else float("nan")
+    return out
+
+
+def evaluate_clap(models: dict[str, object], manifest: str | os.PathLike, *, split: str = "test",
+                  prompt: str = "the sound of {}", vocab: list[str] | None = None, ensemble: bool = True,
+                  cache_dir: str | None = None) -> dict:
+    """Rows ``name -> metrics`` for each model, their ensemble (mean similarity) and chance."""
+    clips = split_clips(manifest, split)
+    text_to_audio = torch.tensor([i for i, c in enumerate(clips) for _ in c.captions])
+    tags = [c.tags for c in clips]
+    vocab = vocab or sorted({t for ts in tags for t in ts})
+    rows, sims, zs = {}, [], []
+    for name, model in models.items():
+        a, t = embed_split(model, manifest, clips, split, cache_dir=cache_dir)
+        tag_emb = model.encode_text([prompt.format(v) for v in vocab]).cpu()
+        sims.append(t @ a.t())
+        zs.append(a @ tag_emb.t())
+        rows[name] = {**retrieval_metrics(sims[-1], text_to_audio),
+                      "zero_shot_acc": zero_shot_accuracy(a, tag_emb, tags, vocab)}
+    if ensemble and len(models) > 1:
+        sim = torch.stack(sims).mean(0)
+        zero = torch.stack(zs).mean(0)  # average of the clip–prompt similarity matrices
+        acc = zero_shot_accuracy(zero, torch.eye(len(vocab)), tags, vocab)
+        rows["ensemble(" + "+".join(models) + ")"] = {**retrieval_metrics(sim, text_to_audio), "zero_shot_acc": acc}
+    rows["chance"] = chance_levels(text_to_audio, len(clips), tags, vocab)
+    return {"manifest": str(manifest), "split": split, "n_audio": len(clips), "n_text": len(text_to_audio),
+            "prompt": prompt, "n_tags": len(vocab), "rows": rows}
+
+
+def load_for_eval(spec: str, device: str | None = None):
+    """``FOLDER`` loads a checkpoint; ``init:FOLDER`` rebuilds that run's starting point (pretrained
+    towers, projection heads as initialized by the recipe's seed, i.e. untrained)."""
+    from audiocap.models.clap import build_clap, load_clap
+
+    if spec.startswith("init:"):
+        import lightning as L
+
+        from audiocap.checkpoint import read_recipe
+
+        recipe = read_recipe(spec[5:])
+        L.seed_everything(int(recipe.get("trainer", {}).get("seed", 0)), verbose=False)
+        return build_clap(recipe["model"]).to(device or "cpu").eval()
+    if not Path(spec).is_dir():
+        raise FileNotFoundError(f"{spec}: checkpoint folder not found")
+    return load_clap(spec, device)

@@ -1,0 +1,222 @@
+"""Lightning training of CLAP and CLAP-TAG from a YAML recipe.
+
+Loss: symmetric InfoNCE (Elizalde et al., ICASSP 2023), plus for CLAP-TAG λ·reg(tag scores of the
+trained audio tower, tag scores of the frozen tagger) with reg = MSLE or MAE (Xiaomi DCASE 2023
+Task 6b report). AdamW with linear warm-up then cosine decay. Frozen towers are cached on disk;
+interrupted runs resume from ``<out>/lightning/last.ckpt``; ``trainer.strategy=ddp`` scales to
+several processes (gloo on CPU), gathering embeddings so the contrastive batch is global.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from audiocap.checkpoint import save_checkpoint
+from audiocap.config import recipe_to_dict
+from audiocap.losses import clip_loss, tag_regularizer
+from audiocap.models.clap import ClapConfig, ClapModel, build_clap
+from audiocap.train.clap_data import ClapDataModule, DataRecipe
+
+
+@dataclass
+class OptimRecipe:
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class TrainerRecipe:
+    max_epochs: int = 20
+    batch_size: int = 128
+    seed: int = 0
+    accelerator: str = "cpu"
+    devices: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+
+
+@dataclass
+class TagRecipe:
+    """CLAP-TAG: off unless ``enabled``; ``tagger`` is a tagger checkpoint folder (fitted and
+    written there first if missing)."""
+
+    enabled: bool = False
+    reg: str = "msle"  # msle | mae
+    weight: float = 1.0
+    tagger: str = ""
+    min_count: int = 2
+    fit_epochs: int = 300
+
+
+@dataclass
+class ClapRecipe:
+    out: str = "runs/clap/run"
+    resume: bool = True  # continue from <out>/lightning/last.ckpt when it exists
+    model: ClapConfig = field(default_factory=ClapConfig)
+    data: DataRecipe = field(default_factory=DataRecipe)
+    optim: OptimRecipe = field(default_factory=OptimRecipe)
+    trainer: TrainerRecipe = field(default_factory=TrainerRecipe)
+    tag: TagRecipe = field(default_factory=TagRecipe)
+
+
+def warmup_cosine(step: int, *, warmup: int, total: int, min_ratio: float = 0.0) -> float:
+    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine decay to ``min_ratio``
+    at ``total`` (Loshchilov & Hutter, SGDR, 2017; the CLIP/open_clip schedule)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+class ClapModule(L.LightningModule):
+    """Wraps a :class:`ClapModel`; computes the loss from the batch (the model itself never does)."""
+
+    def __init__(self, model: ClapModel, recipe: ClapRecipe, tag_head: torch.nn.Linear | None = None,
+                 val_split=None) -> None:
+        super().__init__()
+        self.model, self.recipe, self.tag_head = model, recipe, tag_head
+        self.val_split = val_split
+        self.frozen_tower = None
+        if tag_head is not None and not model.cfg.freeze_audio:  # the pretrained tower, kept frozen
+            import copy
+
+            self.frozen_tower = copy.deepcopy(model.audio_tower).requires_grad_(False).eval()
+
+    def _audio(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if "frames" in batch:
+            return batch["frames"], batch["mask"]
+        return self.model.audio_frames(batch["wave"]), None
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        frames, mask = self._audio(batch)  # (B, T, D)
+        audio_emb = self.model.encode_audio(frame_embs=frames, mask=mask)  # (B, E)
+        if "text_feats" in batch:
+            text_emb = self.model.encode_text(text_feats=batch["text_feats"])
+        else:
+            text_emb = self.model.encode_text(batch["text"])
+        groups = batch["group"]
+        if self.trainer.world_size > 1:  # global contrastive batch across processes
+            audio_emb = self.all_gather(audio_emb, sync_grads=True).flatten(0, 1)
+            text_emb = self.all_gather(text_emb, sync_grads=True).flatten(0, 1)
+            groups = self.all_gather(groups).flatten(0, 1)
+        scale = self.model.scale()
+        loss = clip_loss(audio_emb, text_emb, scale, dup_groups=groups)
+        self.log("loss/clap", loss, prog_bar=True)
+        if self.tag_head is not None:
+            trained = torch.sigmoid(self.tag_head(self.model.audio_pooled(frames, mask)))  # (B, C)
+            with torch.no_grad():
+                ref = frames if self.frozen_tower is None else self.frozen_tower(batch["wave"])
+                frozen = torch.sigmoid(self.tag_head(self.model.audio_tower.pool(ref, mask)))
+            reg = tag_regularizer(trained, frozen, self.recipe.tag.reg)
+            self.log("loss/tag_reg", reg, prog_bar=True)
+            loss = loss + self.recipe.tag.weight * reg
+        self.log("logit_scale", scale.detach())
+        return loss
+
+    @torch.no_grad()
+    def on_train_epoch_end(self) -> None:
+        """Validation t2a R@1/R@10 on the whole val split (cached features only, cheap)."""
+        s = self.val_split
+        if s is None or s.frames is None or s.text_feats is None:
+            return
+        self.model.eval()
+        a = self.model.encode_audio(frame_embs=s.frames.to(self.device), mask=s.mask.to(self.device))
+        t = self.model.encode_text(text_feats=s.text_feats.to(self.device))
+        self.model.train()
+        ranks = (t @ a.t()).argsort(dim=1, descending=True)  # (M, N)
+        pos = (ranks == s.caption_clip.to(self.device)[:, None]).float().argmax(1)
+        self.log("val/t2a_R@1", (pos < 1).float().mean(), prog_bar=True, sync_dist=False)
+        self.log("val/t2a_R@10", (pos < 10).float().mean(), sync_dist=False)
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]  # biases, norms, logit scale
+        o = self.recipe.optim
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=o.lr)
+        total = int(self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, warmup=o.warmup_steps, total=total, min_ratio=o.min_lr_ratio))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def prepare_tagger(recipe: ClapRecipe, model: ClapModel, dm: ClapDataModule) -> torch.nn.Linear:
+    """Load the tagger checkpoint ``recipe.tag.tagger``, or fit it on the train split's tags with
+    the pretrained (frozen) tower and save it there first."""
+    from audiocap.train.features import cache_audio_frames, read_cache
+    from audiocap.train.tagger import fit_tagger, load_tagger, save_tagger, tag_vocabulary
+
+    folder = Path(recipe.tag.tagger or Path(recipe.out) / "tagger")
+    if (folder / "recipe.yaml").exists():
+        head, tags, tr = load_tagger(folder)
+        if tr["audio"] != recipe.model.audio:
+            raise ValueError(f"{folder}: tagger was fitted on tower '{tr['audio']}', recipe uses '{recipe.model.audio}'")
+        return head
+    s = dm.splits[dm.r.train_split]
+    tags = tag_vocabulary([c.tags for c in s.clips], recipe.tag.min_count)
+    if not tags:
+        raise ValueError(f"{dm.r.manifest}: no tag used by >= {recipe.tag.min_count} train clips; CLAP-TAG needs tags")
+    dm.tag_vocab = tags
+    path = cache_audio_frames(model.audio_tower, s.manifest, s.clips, dm.r.train_split, dm.r.cache_dir,
+                              max_seconds=dm.r.max_seconds)
+    t = read_cache(path)[0]
+    with torch.no_grad():
+        pooled = model.audio_tower.pool(t["frames"], t["mask"])  # (N, P) pretrained tower
+    y = dm.tag_targets(dm.r.train_split)
+    head = fit_tagger(pooled, y, epochs=recipe.tag.fit_epochs, seed=recipe.trainer.seed)
+    with torch.no_grad():
+        p = torch.sigmoid(head(pooled))
+        acc = float(((p > 0.5) == (y > 0.5)).float().mean())
+    save_tagger(folder, head, tags, recipe.model.audio, recipe.model.audio_kw,
+                {"n_clips": len(s.clips), "n_tags": len(tags), "train_bit_accuracy": acc})
+    return head
+
+
+def train_clap(recipe: ClapRecipe, *, callbacks: list | None = None) -> Path:
+    """Train a CLAP (or CLAP-TAG) model as ``recipe`` says and write the checkpoint folder
+    ``recipe.out`` (``model.safetensors`` + ``recipe.yaml`` + ``train.json`` figures)."""
+    t0 = time.time()
+    tr = recipe.trainer
+    L.seed_everything(tr.seed, workers=True, verbose=False)
+    out = Path(recipe.out)
+    model = build_clap(recipe.model)
+    dm = ClapDataModule(recipe.data, model, batch_size=tr.batch_size, seed=tr.seed)
+    dm.prepare_data()  # caches on this (launching) process before the workers start
+    t_cache = time.time() - t0
+    tag_head = prepare_tagger(recipe, model, dm) if recipe.tag.enabled else None
+    dm.setup("fit")
+    module = ClapModule(model, recipe, tag_head, val_split=dm.splits[recipe.data.val_split])
+    ckpt_dir = out / "lightning"
+    ckpt_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1)
+    trainer = L.Trainer(
+        max_epochs=tr.max_epochs, accelerator=tr.accelerator, devices=tr.devices, strategy=tr.strategy,
+        precision=tr.precision, log_every_n_steps=tr.log_every_n_steps, enable_progress_bar=tr.progress_bar,
+        callbacks=[ckpt_cb, *(callbacks or [])], logger=L.pytorch.loggers.CSVLogger(out, name="logs"),
+        use_distributed_sampler=False, enable_model_summary=False, num_sanity_val_steps=0,
+        default_root_dir=out,
+    )
+    last = ckpt_dir / "last.ckpt"
+    resume = str(last) if recipe.resume and last.exists() else None
+    t1 = time.time()
+    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
+    t_train = time.time() - t1
+    if trainer.global_rank == 0 and not trainer.interrupted:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        save_checkpoint(out, model.state_dict(), kind="clap", recipe=recipe_to_dict(recipe), extras={"train": {
+            "seconds_cache_and_setup": round(t_cache, 1), "seconds_train": round(t_train, 1),
+            "seconds_total": round(time.time() - t0, 1), "global_step": trainer.global_step,
+            "epochs": trainer.current_epoch, "resumed_from": resume, "world_size": trainer.world_size,
+            "final_metrics": metrics}})
+    return out

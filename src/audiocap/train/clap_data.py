@@ -1,0 +1,141 @@
+"""Data for CLAP training: (clip, caption) pairs from a manifest, with frozen-tower caching.
+
+Every caption of every clip is one training pair (so an epoch sees all captions); pairs from the
+same clip share a group id that :func:`audiocap.losses.clip_loss` removes from the negatives.
+Frozen towers are run once and read from the disk cache (:mod:`audiocap.train.features`);
+trainable towers get waveforms (padded/cropped to ``max_seconds``) or token ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from audiocap.audio.io import load_audio
+from audiocap.data.manifest import Clip, audio_path, read_manifest
+from audiocap.train.features import cache_audio_frames, cache_text_features, read_cache
+
+
+@dataclass
+class DataRecipe:
+    """Where the pairs come from."""
+
+    manifest: str = ""
+    train_split: str = "train"
+    val_split: str = "val"
+    max_seconds: float = 10.0
+    cache_dir: str | None = None
+    num_workers: int = 0
+
+
+class SplitData:
+    """One split: its clips, the flat caption list, and cached tower outputs when frozen."""
+
+    def __init__(self, manifest: str, clips: list[Clip]) -> None:
+        self.manifest, self.clips = manifest, clips
+        self.captions = [c for clip in clips for c in clip.captions]  # (M,)
+        self.caption_clip = torch.tensor([i for i, clip in enumerate(clips) for _ in clip.captions])  # (M,)
+        self.frames = self.mask = self.text_feats = None
+
+    def load_cache(self, audio: Path | None, text: Path | None) -> None:
+        if audio is not None:
+            t, meta = read_cache(audio)
+            assert meta["ids"] == [c.id for c in self.clips], f"{audio}: cache does not match the manifest"
+            self.frames, self.mask = t["frames"], t["mask"]
+        if text is not None:
+            self.text_feats = read_cache(text)[0]["feats"]
+
+
+class PairDataset(Dataset):
+    """Item m = (audio of clip caption_clip[m], caption m, group id)."""
+
+    def __init__(self, split: SplitData, sample_rate: int, max_seconds: float) -> None:
+        self.s, self.sr, self.max_n = split, sample_rate, int(max_seconds * sample_rate)
+
+    def __len__(self) -> int:
+        return len(self.s.captions)
+
+    def __getitem__(self, m: int) -> dict:
+        i = int(self.s.caption_clip[m])
+        item: dict = {"group": i}
+        if self.s.frames is not None:
+            item["frames"], item["mask"] = self.s.frames[i], self.s.mask[i]
+        else:
+            wave = load_audio(audio_path(self.s.manifest, self.s.clips[i]), sr=self.sr)[: self.max_n]
+            item["wave"] = torch.from_numpy(np.pad(wave, (0, self.max_n - len(wave))))
+        if self.s.text_feats is not None:
+            item["text_feats"] = self.s.text_feats[m]
+        else:
+            item["text"] = self.s.captions[m]
+        return item
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack tensors, keep strings as lists."""
+    out = {}
+    for k in items[0]:
+        vals = [it[k] for it in items]
+        out[k] = vals if isinstance(vals[0], str) else torch.stack(vals) if torch.is_tensor(vals[0]) else torch.tensor(vals)
+    return out
+
+
+class ClapDataModule(L.LightningDataModule):
+    """Reads the manifest, fills the caches in ``prepare_data`` (rank 0 only) and serves pairs
+    with a seeded, rank-sharded sampler so that runs and resumed runs see the same order."""
+
+    def __init__(self, recipe: DataRecipe, model, *, batch_size: int, seed: int, tag_vocab: list[str] | None = None) -> None:
+        super().__init__()
+        self.r, self.model, self.batch_size, self.seed = recipe, model, batch_size, seed
+        path = Path(recipe.manifest)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: manifest not found; set data.manifest in the recipe")
+        clips = read_manifest(path)
+        self.splits = {}
+        for name in (recipe.train_split, recipe.val_split):
+            chosen = [c for c in clips if c.split == name and c.captions]
+            if not chosen:
+                raise ValueError(f"{path}: no clips with captions in split '{name}'")
+            self.splits[name] = SplitData(str(path), chosen)
+        self.tag_vocab = tag_vocab
+
+    def _cache_paths(self, name: str) -> tuple[Path | None, Path | None]:
+        s, cfg = self.splits[name], self.model.cfg
+        audio = (cache_audio_frames(self.model.audio_tower, s.manifest, s.clips, name, self.r.cache_dir,
+                                    max_seconds=self.r.max_seconds) if cfg.freeze_audio else None)
+        text = cache_text_features(self.model.text_tower, s.captions, self.r.cache_dir) if cfg.freeze_text else None
+        return audio, text
+
+    def prepare_data(self) -> None:
+        for name in self.splits:
+            self._cache_paths(name)
+
+    def setup(self, stage: str | None = None) -> None:
+        for name, s in self.splits.items():
+            s.load_cache(*self._cache_paths(name))  # found on disk: no recomputation
+
+    def dataset(self, name: str) -> PairDataset:
+        return PairDataset(self.splits[name], self.model.sample_rate, self.r.max_seconds)
+
+    def train_dataloader(self) -> DataLoader:
+        ds = self.dataset(self.r.train_split)
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        bs = min(self.batch_size, len(ds) // world)
+        sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=self.seed, drop_last=True)
+        return DataLoader(ds, batch_size=bs, sampler=sampler, collate_fn=collate, drop_last=True,
+                          num_workers=self.r.num_workers, persistent_workers=self.r.num_workers > 0)
+
+    def tag_targets(self, name: str) -> torch.Tensor:
+        """Multi-hot tag targets (N_clips, C) of a split over ``tag_vocab``."""
+        index = {t: j for j, t in enumerate(self.tag_vocab or [])}
+        clips = self.splits[name].clips
+        y = torch.zeros(len(clips), len(index))
+        for i, c in enumerate(clips):
+            for t in c.tags:
+                if t in index:
+                    y[i, index[t]] = 1.0
+        return y

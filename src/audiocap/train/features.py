@@ -1,0 +1,98 @@
+"""Disk cache of frozen-tower outputs, one safetensors file per (tower weights, manifest, split).
+
+A frozen tower gives the same output every epoch, so CLAP training computes it once: audio
+frame embeddings (N, T, D) with a validity mask (N, T), and text-tower sentence features
+(M, Dt). The cache key hashes the tower's weights and options, the manifest's path, size and
+modification time, and the split, so a changed model or manifest never reads stale features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from audiocap.audio.io import load_audio
+from audiocap.data.manifest import Clip, audio_path
+from audiocap.fileio import atomic_path
+
+
+def default_cache_dir() -> Path:
+    """``$AUDIOCAP_CACHE/features`` or ``~/.cache/audiocap/features``."""
+    return Path(os.environ.get("AUDIOCAP_CACHE", Path.home() / ".cache" / "audiocap")) / "features"
+
+
+def module_digest(module: torch.nn.Module, extra: str = "") -> str:
+    """Short SHA-1 of a module's state dict (names, shapes, bytes) plus ``extra``."""
+    h = hashlib.sha1(extra.encode())
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def manifest_digest(manifest: str | os.PathLike, split: str) -> str:
+    """Key part for a manifest split: resolved path, size, mtime and split name."""
+    p = Path(manifest).resolve()
+    st = p.stat()
+    return hashlib.sha1(f"{p}|{st.st_size}|{st.st_mtime_ns}|{split}".encode()).hexdigest()[:16]
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"meta": json.dumps(meta)})
+    return path
+
+
+def read_cache(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Load a cache file: (tensors, metadata dict)."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["meta"])
+        return {k: f.get_tensor(k) for k in f.keys()}, meta
+
+
+@torch.no_grad()
+def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clips: list[Clip], split: str,
+                       cache_dir: str | os.PathLike | None = None, *, max_seconds: float | None = None,
+                       device: str | torch.device = "cpu") -> Path:
+    """Compute (or find) the cached frame embeddings of ``clips`` through the frozen ``tower``.
+    Returns the cache file path holding ``frames`` (N, T, D), ``mask`` (N, T) and clip ids."""
+    key = module_digest(tower, f"audio|{type(tower).__name__}|{max_seconds}")
+    path = Path(cache_dir or default_cache_dir()) / key / f"{manifest_digest(manifest, split)}-audio.safetensors"
+    if path.exists():
+        return path
+    tower = tower.to(device).eval()
+    rows = []
+    for clip in tqdm(clips, desc=f"caching {split} audio features", unit="clip"):
+        wave = load_audio(audio_path(manifest, clip), sr=tower.sample_rate)
+        if max_seconds:
+            wave = wave[: int(max_seconds * tower.sample_rate)]
+        rows.append(tower(torch.from_numpy(wave)[None].to(device))[0].float().cpu())  # (T, D)
+    t_max = max(r.shape[0] for r in rows)
+    frames = torch.zeros(len(rows), t_max, rows[0].shape[1])
+    mask = torch.zeros(len(rows), t_max, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        frames[i, : r.shape[0]], mask[i, : r.shape[0]] = r, True
+    return _write(path, {"frames": frames, "mask": mask}, {"ids": [c.id for c in clips], "split": split})
+
+
+@torch.no_grad()
+def cache_text_features(text_tower: torch.nn.Module, texts: list[str], cache_dir: str | os.PathLike | None = None,
+                        *, batch_size: int = 256, device: str | torch.device = "cpu") -> Path:
+    """Compute (or find) frozen text-tower features (M, Dt) for ``texts`` (keyed by the texts)."""
+    h = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:16]
+    path = Path(cache_dir or default_cache_dir()) / module_digest(text_tower, "text") / f"{h}-text.safetensors"
+    if path.exists():
+        return path
+    text_tower = text_tower.to(device).eval()
+    out = [text_tower(texts[i : i + batch_size]).float().cpu()
+           for i in tqdm(range(0, len(texts), batch_size), desc="caching text features", unit="batch")]
+    return _write(path, {"feats": torch.cat(out)}, {"n": len(texts)})
