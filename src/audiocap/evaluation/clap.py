@@ -28,12 +28,13 @@ except ImportError:  # pragma: no cover - replaced at merge time
         for k in (1, 5, 10):
             out[f"t2a_R@{k}"] = float((rank_t < k).float().mean())
         out["t2a_mAP@10"] = float(torch.where(rank_t < 10, 1.0 / (rank_t + 1), torch.zeros(())).mean())
-        order = sim.t().argsort(1, descending=True)[:, :10]  # (N, 10)
+        top = min(10, sim.shape[0])
+        order = sim.t().argsort(1, descending=True)[:, :top]  # (N, top)
         rel = text_to_audio[order] == torch.arange(sim.shape[1])[:, None]  # (N, 10)
         n_rel = torch.bincount(text_to_audio, minlength=sim.shape[1]).clamp(max=10).clamp_min(1)
         for k in (1, 5, 10):
             out[f"a2t_R@{k}"] = float(rel[:, :k].any(1).float().mean())
-        prec = rel.float().cumsum(1) / torch.arange(1, 11)
+        prec = rel.float().cumsum(1) / torch.arange(1, top + 1)
         out["a2t_mAP@10"] = float(((prec * rel).sum(1) / n_rel).mean())
         return out
 
