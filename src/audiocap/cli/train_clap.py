@@ -33,3 +33,26 @@ def train_clap_cmd(
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     typer.echo(f"checkpoint: {out}")
+
+
+@train_app.command("tagger")
+def train_tagger_cmd(
+    config: Path = typer.Option(..., "--config", "-c", help="A CLAP-TAG recipe (tag.tagger names the output folder)."),
+    overrides: list[str] = typer.Argument(None, help="Recipe overrides like tag.min_count=3."),
+) -> None:
+    """Fit the frozen tagger of CLAP-TAG: a linear tagging head on the pretrained audio tower's
+    pooled features, trained on the train split's tags, saved as a 'tagger' checkpoint folder.
+    (`audiocap train clap` does this itself when the folder does not exist yet.)"""
+    from audiocap.config import RecipeError, load_recipe
+    from audiocap.models.clap import build_clap
+    from audiocap.train.clap import ClapRecipe, prepare_tagger
+    from audiocap.train.clap_data import ClapDataModule
+
+    try:
+        recipe = load_recipe(ClapRecipe, config, overrides or [])
+        model = build_clap(recipe.model)
+        dm = ClapDataModule(recipe.data, model, batch_size=recipe.trainer.batch_size, seed=recipe.trainer.seed)
+        prepare_tagger(recipe, model, dm)
+    except (RecipeError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"tagger: {recipe.tag.tagger or Path(recipe.out) / 'tagger'}")

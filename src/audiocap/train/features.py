@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -62,20 +63,37 @@ def read_cache(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
 @torch.no_grad()
 def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clips: list[Clip], split: str,
                        cache_dir: str | os.PathLike | None = None, *, max_seconds: float | None = None,
-                       device: str | torch.device = "cpu") -> Path:
+                       device: str | torch.device = "cpu", batch_size: int = 8) -> Path:
     """Compute (or find) the cached frame embeddings of ``clips`` through the frozen ``tower``.
     Returns the cache file path holding ``frames`` (N, T, D), ``mask`` (N, T) and clip ids."""
-    key = module_digest(tower, f"audio|{type(tower).__name__}|{max_seconds}")
+    opts = {k: v for k, v in vars(tower).items()  # options like hop_frames; never the train/eval flag
+            if isinstance(v, (int, float, str, bool)) and not k.startswith("_") and k != "training"}
+    key = module_digest(tower, f"audio|{type(tower).__name__}|{max_seconds}|{sorted(opts.items())}")
     path = Path(cache_dir or default_cache_dir()) / key / f"{manifest_digest(manifest, split)}-audio.safetensors"
     if path.exists():
         return path
     tower = tower.to(device).eval()
-    rows = []
+    rows: list[torch.Tensor] = []
+    pending: list[np.ndarray] = []
+
+    def flush() -> None:  # clips of equal length go through the tower together
+        groups: dict[int, list[int]] = {}
+        for j, w in enumerate(pending):
+            groups.setdefault(len(w), []).append(j)
+        out: dict[int, torch.Tensor] = {}
+        for idx in groups.values():
+            batch = torch.from_numpy(np.stack([pending[j] for j in idx])).to(device)
+            for j, f in zip(idx, tower(batch).float().cpu()):
+                out[j] = f  # (T, D)
+        rows.extend(out[j] for j in range(len(pending)))
+        pending.clear()
+
     for clip in tqdm(clips, desc=f"caching {split} audio features", unit="clip"):
         wave = load_audio(audio_path(manifest, clip), sr=tower.sample_rate)
-        if max_seconds:
-            wave = wave[: int(max_seconds * tower.sample_rate)]
-        rows.append(tower(torch.from_numpy(wave)[None].to(device))[0].float().cpu())  # (T, D)
+        pending.append(wave[: int(max_seconds * tower.sample_rate)] if max_seconds else wave)
+        if len(pending) == batch_size:
+            flush()
+    flush()
     t_max = max(r.shape[0] for r in rows)
     frames = torch.zeros(len(rows), t_max, rows[0].shape[1])
     mask = torch.zeros(len(rows), t_max, dtype=torch.bool)
