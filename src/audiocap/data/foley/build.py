@@ -131,14 +131,15 @@ def build_foley(out: str | os.PathLike, preset: str = "default", clips: int | No
         raise FoleyError(f"--clips must be >= 1, got {clips}")
     jobs = max(1, int(jobs or os.cpu_count() or 1))
     config = {"format": FORMAT_VERSION, "preset": preset, "clips": clips, "seed": seed, "sr": SR,
-              "registry": registry_digest(reg, preset)}
+              "registry": registry_digest(reg, preset), "lexicon": cap.lexicon_digest()}
     manifest = out / "manifest.jsonl"
     if _complete(out, config):
         return manifest
     prev = out / "build.json"
     if prev.exists():
-        old = json.loads(prev.read_text()).get("config")
-        if old != config:
+        old = json.loads(prev.read_text()).get("config") or {}
+        audio_keys = [k for k in config if k != "lexicon"]  # a new lexicon only rewrites captions
+        if any(old.get(k) != config[k] for k in audio_keys):
             raise FoleyError(f"{out} holds a build with different settings {old}; "
                              "choose another --out or delete that folder")
     out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ recipes in both directions.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import lru_cache
 from importlib import resources
@@ -32,6 +33,12 @@ def lexicon() -> dict[str, Any]:
     """The packaged, reviewed caption lexicon (labels, phrases, modifiers)."""
     text = resources.files("audiocap.data.foley").joinpath("lexicon.yaml").read_text("utf-8")
     return yaml.safe_load(text)
+
+
+def lexicon_digest() -> str:
+    """Short hash of the lexicon text: captions change when it does, audio does not."""
+    text = resources.files("audiocap.data.foley").joinpath("lexicon.yaml").read_bytes()
+    return hashlib.md5(text).hexdigest()[:12]
 
 
 def word_count(caption: str) -> int:
@@ -146,7 +153,7 @@ def make_captions(recipe: dict[str, Any], bursts: dict[str, int], rng: np.random
         fg = _foreground(rng, recipe["events"], bursts, detail)
         text = _background(rng, fg, recipe["background"], short=not detail)
         cap = _finish(text)
-        ok = MIN_WORDS <= word_count(cap) <= MAX_WORDS and cap.lower().count(" while ") <= 1
+        ok = MIN_WORDS <= word_count(cap) <= MAX_WORDS and all(cap.lower().count(w) <= 1 for w in (" while ", " as "))
         if ok and cap not in out:
             out.append(cap)
             if len(out) == n:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from audiocap.data.foley.library import SR, Event
+from audiocap.data.foley.library import FRAME, SR, Event, frame_rms
 
 CLIP_SECONDS = 10.0
 MAX_EVENT_SPAN = 5.0
@@ -84,6 +84,10 @@ def _event(rng: np.random.Generator, label: str, kind: str, pool: list[Event]) -
             "far_lowpass_hz": round(float(rng.uniform(2500, 5000))) if far else None}
 
 
+def _overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a["onset"] < b["onset"] + b["span"] and b["onset"] < a["onset"] + a["span"]
+
+
 def make_recipe(seed: int, index: int, split: str, pools: dict[str, list[Event]],
                 bg_pools: dict[str, list[Event]], kinds: dict[str, str], max_events: int = 3) -> dict[str, Any]:
     """The seeded recipe of clip ``index``: labels, recordings, onsets, gains, filters.
@@ -102,6 +106,10 @@ def make_recipe(seed: int, index: int, split: str, pools: dict[str, list[Event]]
         ev["onset"] = round(float(rng.uniform(0.2, latest)), 3)
         events.append(ev)
     events.sort(key=lambda e: (e["onset"], e["label"]))
+    for ev in events:  # a far (quiet) event overlapping another would be masked: bring it near
+        others = [o for o in events if o is not ev]
+        if ev["distance"] == "far" and any(_overlaps(ev, o) for o in others):
+            ev.update(distance="near", gain_db=round(float(rng.uniform(-3, 0)), 2), far_lowpass_hz=None)
     background = None
     if bg_pools and rng.random() < 0.6:
         bl = sorted(bg_pools)
@@ -119,6 +127,12 @@ def make_recipe(seed: int, index: int, split: str, pools: dict[str, list[Event]]
 
 def _bed(wave: np.ndarray, offset: float, n: int) -> np.ndarray:
     """Loop a background recording from ``offset`` to ``n`` samples with 0.25 s crossfades."""
+    # loop only the sustained part: many beds fade in and out inside the file itself
+    rms = frame_rms(wave)
+    steady = np.flatnonzero(rms >= np.median(rms) * 10 ** (-10 / 20))
+    hop = int(FRAME * SR)
+    if len(steady) and (steady[-1] - steady[0] + 1) * hop >= SR:
+        wave = wave[steady[0] * hop: (steady[-1] + 1) * hop]
     start = int(offset * SR) % max(1, len(wave))
     seg = np.concatenate([wave[start:], wave[:start]]) if start else wave
     xf = min(int(0.25 * SR), len(seg) // 4)
