@@ -52,7 +52,8 @@ def labels_in(caption: str) -> set[str]:
     found = set()
     for label, entry in lexicon()["labels"].items():
         for phrase in entry["clause"] + entry["gerund"]:
-            if re.search(rf"(?<![a-z']){re.escape(phrase.lower())}(?![a-z'])", text):
+            norm = re.sub(r"[^a-z']+", " ", phrase.lower()).strip()
+            if re.search(rf"(?<![a-z']){re.escape(norm)}(?![a-z'])", text):
                 found.add(label)
                 break
     return found

