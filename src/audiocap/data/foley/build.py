@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import sys
 from collections import defaultdict
 from multiprocessing import get_context
 from pathlib import Path
@@ -85,6 +87,11 @@ def _usable(events: list[Event]) -> tuple[list[Event], dict[str, str]]:
 
 # Worker state (inherited through fork): recordings by id and the output folder.
 _STATE: dict[str, Any] = {}
+
+
+def _worker_init() -> None:
+    """Turn the SIGTERM of Pool.terminate() into SystemExit so atomic writes clean up."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
 
 def _render_one(item: tuple[str, dict[str, Any]]) -> str:
@@ -190,12 +197,14 @@ def build_foley(out: str | os.PathLike, preset: str = "default", clips: int | No
         work.append((rel, recipe))
 
     _STATE.update(out=str(out), events=by_id)
+    for stale in (out / "audio").glob("*/.foley_*"):  # temporary files of a killed run
+        stale.unlink(missing_ok=True)
     todo = [w for w in work if not (out / w[0]).exists()]
     bar.start("rendering", len(work), initial=len(work) - len(todo))
     done = 0
     if jobs > 1 and len(todo) > 4:
-        with get_context("fork").Pool(jobs) as pool:
-            for _ in pool.imap_unordered(_render_one, todo, chunksize=8):
+        with get_context("fork").Pool(jobs, initializer=_worker_init) as pool:
+            for _ in pool.imap_unordered(_render_one, todo, chunksize=4):
                 done += 1
                 bar.update(1)
                 if _fail_after is not None and done >= _fail_after:
