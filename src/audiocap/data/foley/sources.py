@@ -19,6 +19,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -104,7 +105,7 @@ def _download(fetch: dict[str, Any], downloads: Path, name: str) -> Path:
         _run(["apt-get", "download", pkg], downloads, name)
     elif method == "pip":
         spec = f"{pkg}=={fetch['version']}" if "version" in fetch else pkg
-        _run([os.environ.get("AUDIOCAP_PIP", "pip"), "download", "--no-deps", "--only-binary=:all:",
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
               "-d", str(downloads), spec], downloads, name)
     elif method == "npm":
         spec = f"{pkg}@{fetch['version']}" if "version" in fetch else pkg
@@ -131,6 +132,8 @@ def fetch_source(name: str, spec: dict[str, Any], cache: Path) -> tuple[Path, st
     interrupted unpack is redone rather than trusted.
     """
     fetch = spec["fetch"]
+    if fetch["method"] == "espeak":
+        return _synthesize_speech(name, fetch, cache)
     if fetch["method"] == "dir":
         root = Path(fetch["path"]).expanduser()
         if not root.is_dir():
@@ -168,6 +171,33 @@ def fetch_source(name: str, spec: dict[str, Any], cache: Path) -> tuple[Path, st
             tar.extractall(dest, members=[m for m in tar if m.isfile() and m.name.lower().endswith(keep)],
                            filter="data")
     atomic_write_text(stamp, f"{archive.name}\n")
+    return dest, version
+
+
+def _synthesize_speech(name: str, fetch: dict[str, Any], cache: Path) -> tuple[Path, str]:
+    """Render every (voice, sentence) pair with espeak-ng into ``<label>/<voice>_<k>.wav``.
+
+    espeak-ng output is deterministic for a given version, which names the cache folder.
+    """
+    try:
+        out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=True).stdout
+    except (FileNotFoundError, subprocess.CalledProcessError):
+        raise SourceError(f"{name}: espeak-ng is not installed (apt-get install espeak-ng)") from None
+    version = out.split(":")[1].split()[0] if ":" in out else "unknown"
+    dest = cache / "unpacked" / f"{name}_{version}"
+    stamp = dest / ".audiocap-complete"
+    if stamp.exists():
+        return dest, version
+    for label, voices in sorted(fetch["voices"].items()):
+        (dest / label).mkdir(parents=True, exist_ok=True)
+        for voice in voices:
+            for k, text in enumerate(fetch["sentences"]):
+                if (k + len(voice)) % fetch.get("every", 1):
+                    continue
+                target = dest / label / f"{voice.replace('+', '_')}_{k:02d}.wav"
+                with atomic_path(target, suffix=".wav") as tmp:
+                    _run(["espeak-ng", "-v", voice, "-s", str(150 + 7 * (k % 5)), "-w", str(tmp), text], dest, name)
+    atomic_write_text(stamp, f"espeak-ng {version}\n")
     return dest, version
 
 
