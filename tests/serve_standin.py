@@ -9,11 +9,15 @@ which must stay 0 because it declares itself not thread-safe.
 
 from __future__ import annotations
 
+import io
 import math
 import re
+import socket
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +56,16 @@ def dominant_hz(wave: np.ndarray, sr: int = SR) -> float:
     spec = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
     spec[0] = 0.0
     return float(np.argmax(spec) * sr / len(wave))
+
+
+def tone_bytes(hz: float = 440.0, *, seconds: float = 1.0, sr: int = SR, fmt: str = "WAV",
+               channels: int = 1, subtype: str | None = None) -> bytes:
+    t = np.arange(int(seconds * sr)) / sr
+    wave = (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+    data = np.stack([wave] * channels, axis=1) if channels > 1 else wave
+    buf = io.BytesIO()
+    sf.write(buf, data, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
 
 
 class StandInBackend:
@@ -144,3 +158,27 @@ def make_app(delay: float = 0.0, **limits):
 
     folder = Path(tempfile.mkdtemp(prefix="audiocap-standin-"))
     return create_app(StandInBackend(folder, delay=delay), **limits)
+
+
+@contextmanager
+def live_server(app, *, timeout: float = 10.0) -> Iterator[str]:
+    """Run ``app`` with uvicorn on 127.0.0.1 (a free port) in a thread; yield its base URL."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"uvicorn did not start on 127.0.0.1:{port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
