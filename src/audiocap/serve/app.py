@@ -103,7 +103,7 @@ class ModelRunner:
         return call
 
 
-def create_app(backend: Backend, *, max_upload_bytes: int = 20 * 1024 * 1024,
+def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
                max_duration: float | None = 30.0, max_k: int = 100, max_beam: int = 10,
                workers: int = 2, max_pending: int = 64) -> FastAPI:
     """Build the FastAPI app around ``backend`` with the given limits.

@@ -47,7 +47,7 @@ function renderHits(list, hits) {
     bar.className = "bar";
     bar.setAttribute("aria-hidden", "true");
     const fill = document.createElement("span");
-    fill.style.width = Math.max(0, Math.min(1, (hit.score + 1) / 2)) * 100 + "%";
+    fill.style.width = Math.max(0, Math.min(1, hit.score)) * 100 + "%";  // cosine, clipped at 0
     bar.append(fill);
 
     const id = document.createElement("p");
