@@ -100,7 +100,7 @@ class ModelBackend:
     def search_audio(self, wave: np.ndarray, k: int) -> list[Hit]:
         from audiocap.serve import wiring
 
-        query = wiring.embed_audio(self.clap, wave[None, :])  # (1, D)
+        query = wiring.embed_audio(self.clap, wave)  # (N,) -> (1, D)
         return self._search(query, k)
 
     def caption(self, wave: np.ndarray, beam: int) -> list[str]:
