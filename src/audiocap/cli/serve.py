@@ -9,6 +9,19 @@ import typer
 from audiocap.cli.apps import app, fail
 
 
+def serve_command(model: Path, index: Path, captioner: Path | None = None, *,
+                  host: str = "127.0.0.1", port: int = 8000) -> str:
+    """The shell command that serves ``model`` + ``index`` (+ ``captioner``): the demo's last line."""
+    import shlex
+
+    parts = ["audiocap", "serve", "--model", str(model), "--index", str(index)]
+    if captioner is not None:
+        parts += ["--captioner", str(captioner)]
+    if (host, port) != ("127.0.0.1", 8000):
+        parts += ["--host", host, "--port", str(port)]
+    return shlex.join(parts)
+
+
 @app.command("serve")
 def serve(
     model: Path = typer.Option(..., "--model", help="CLAP checkpoint folder (kind 'clap')."),
