@@ -50,11 +50,41 @@ def library(tmp_path_factory):
     return root, model, vectors
 
 
-def test_model_backend_search_and_audio(library):
+@pytest.fixture(scope="module")
+def captioner_folder(tmp_path_factory):
+    pytest.importorskip("audiocap.captioning", reason="the captioner module is not merged yet")
+    import dataclasses
+
+    import torch
+
+    from audiocap.checkpoint import save_checkpoint
+    from audiocap.models.captioner import Captioner, CaptionerConfig
+    from audiocap.text.vocab import Vocab
+
+    torch.manual_seed(0)
+    vocab = Vocab.build([["a", "dog", "barks"], ["rain", "falls", "on", "a", "roof"]])
+    cfg = CaptionerConfig(vocab_size=len(vocab), frame_dim=64, d_model=32, encoder_layers=1,
+                          decoder_layers=1, heads=2, ff_dim=64, max_len=12, proj_dim=16)
+    folder = tmp_path_factory.mktemp("captioner") / "ckpt"
+    save_checkpoint(folder, Captioner(cfg).state_dict(), kind="captioner",
+                    recipe={"model_config": dataclasses.asdict(cfg), "clip_seconds": 10.0,
+                            "tower": {"name": "tiny", "options": {}}, "decode": {"max_len": 12}},
+                    extras={"vocab": vocab.to_json()})
+    return folder, vocab
+
+
+@pytest.fixture(scope="module")
+def loaded(library):
+    """The real backend loaded once from the folders (CLAP + index, no captioner)."""
+    root, _, _ = library
+    return ModelBackend.load(root / "clap", root / "index")
+
+
+def test_model_backend_search_and_audio(library, loaded):
     from audiocap.embed import embed_text
 
     root, model, vectors = library
-    backend = ModelBackend.load(root / "clap", root / "index")
+    backend = loaded
     assert backend.sample_rate == 16000
     assert backend.info()["items"] == 5 and backend.info()["playable"] == 4
     with TestClient(create_app(backend)) as client:
@@ -96,3 +126,25 @@ def test_long_audio_query_is_windowed_like_the_index(library):
     windows = split_windows(wave, sr=16000, window=10.0, last="overlap")[0]  # (3, 160000)
     mean = embed_audio(model, list(windows)).mean(0)
     assert np.allclose(q[0], mean / np.linalg.norm(mean), atol=1e-5)
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_caption_matches_the_captioning_pipeline(loaded, captioner_folder, beam):
+    from audiocap.audio.io import load_audio
+
+    from audiocap.serve import wiring
+
+    folder, vocab = captioner_folder
+    backend = ModelBackend(loaded.clap, loaded.index, wiring.load_captioner(folder))
+    assert backend.info()["captioner"] is True
+    data = tone_bytes(660.0, seconds=3.0, sr=22050)
+    with TestClient(create_app(backend)) as client:
+        resp = client.post("/v1/caption", params={"beam": beam},
+                           files={"file": ("q.wav", data, "audio/wav")})
+    assert resp.status_code == 200, resp.text
+    got = resp.json()["captions"]
+    pipe = backend.captioner  # the same weights (the debug "tiny" tower is randomly initialised)
+    pipe.beam = beam
+    want = [c.text for c in pipe.caption_wave(load_audio(data, sr=16000))]
+    assert got == want and len(got) == 1
+    assert set(got[0].split()) <= set(vocab.words)
