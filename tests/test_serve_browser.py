@@ -121,3 +121,46 @@ def test_page_reports_a_rejected_upload(browser, tmp_path):
         WebDriverWait(browser, 20).until(lambda _: "error" in status.get_attribute("class"))
         assert "PNG image" in status.text and "415" in status.text
         assert browser.find_elements(By.CSS_SELECTOR, "#captions li") == []
+
+
+MODEL_ENV = ("AUDIOCAP_SERVE_MODEL", "AUDIOCAP_SERVE_INDEX", "AUDIOCAP_SERVE_CAPTIONER")
+
+
+@pytest.mark.skipif(not all(os.environ.get(v) for v in MODEL_ENV[:2]),
+                    reason="set AUDIOCAP_SERVE_MODEL and AUDIOCAP_SERVE_INDEX (and optionally "
+                    "AUDIOCAP_SERVE_CAPTIONER) to checkpoint/index folders to run the page on real models")
+def test_page_on_real_models(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from audiocap.serve.backend import ModelBackend
+
+    model, index, captioner = (os.environ.get(v) for v in MODEL_ENV)
+    backend = ModelBackend.load(Path(model), Path(index), Path(captioner) if captioner else None)
+    wait = WebDriverWait(browser, 120)
+    clip = tmp_path / "query.wav"
+    clip.write_bytes(tone_bytes(880.0, seconds=3.0, sr=44100))
+    with live_server(create_app(backend)) as url:
+        browser.get(url + "/")
+        wait.until(EC.text_to_be_present_in_element((By.ID, "server-info"), "sounds indexed"))
+        browser.find_element(By.ID, "search-text").send_keys("a high pitched tone")
+        browser.find_element(By.ID, "search-button").click()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "search-status"), "result(s)"))
+        hits = browser.find_elements(By.CSS_SELECTOR, "#search-results li.hit")
+        assert len(hits) == min(10, backend.info()["items"])
+        scores = [float(h.find_element(By.CLASS_NAME, "score").text) for h in hits]
+        assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 for s in scores)
+        browser.find_element(By.ID, "file-input").send_keys(str(clip))
+        status = browser.find_element(By.ID, "caption-status")
+        wait.until(lambda _: "busy" not in status.get_attribute("class"))
+        if captioner:
+            assert "ok" in status.get_attribute("class"), status.text
+            assert browser.find_elements(By.CSS_SELECTOR, "#captions li")[0].text.strip()
+        assert browser.find_elements(By.CSS_SELECTOR, "#similar-results li.hit")
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": 1280, "height": int(height), "deviceScaleFactor": 1, "mobile": False})
+        shot = artifact("serve_page_models.png")
+        assert browser.save_screenshot(str(shot))
+        print(f"screenshot: {shot}")

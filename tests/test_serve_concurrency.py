@@ -69,3 +69,20 @@ def test_overload_gives_503_not_a_hang(tmp_path):
     assert codes.count(200) >= 2 and set(codes) <= {200, 503}, codes
     busy = [r.json() for r in resps if r.status_code == 503]
     assert busy and all(b["error"] == "busy" for b in busy)
+
+
+def test_huge_uploads_over_the_wire_get_413_and_the_server_stays_up(tmp_path):
+    def chunks():
+        for _ in range(500):  # 32 MB, no Content-Length: the server must stop reading early
+            yield bytes(65536)
+
+    with live_server(create_app(StandInBackend(tmp_path), max_upload_bytes=1_000_000)) as url, \
+            httpx.Client(base_url=url, timeout=30) as client:
+        declared = client.post("/v1/caption", files={"file": ("big.wav", b"RIFF" + bytes(30_000_000),
+                                                              "audio/wav")})
+        assert declared.status_code == 413 and "30.0 MB" in declared.json()["detail"]
+        streamed = client.post("/v1/caption", content=chunks(),
+                               headers={"content-type": "multipart/form-data; boundary=x"})
+        assert streamed.status_code == 413 and "over the limit of 1.0 MB" in streamed.json()["detail"]
+        ok = client.post("/v1/caption", files={"file": ("a.wav", tone_bytes(500.0), "audio/wav")})
+        assert ok.status_code == 200 and "500 hertz" in ok.json()["captions"][0]

@@ -128,9 +128,11 @@ async def _parse_multipart(headers: Headers, body: bytes):
 
 
 def _too_large(max_bytes: int, got: int | None) -> ApiError:
-    size = f"{got / 1e6:.1f} MB" if got is not None else "more than that"
-    return ApiError(413, "too_large",
-                    f"upload too large: {size}; the limit is {max_bytes / 1e6:.1f} MB")
+    limit = f"{max_bytes / 1e6:.1f} MB"
+    if got is None:
+        return ApiError(413, "too_large", f"upload too large: over the limit of {limit} "
+                        "(reading stopped there)")
+    return ApiError(413, "too_large", f"upload too large: {got / 1e6:.1f} MB; the limit is {limit}")
 
 
 def _clean(message: str) -> str:
