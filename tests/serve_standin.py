@@ -107,26 +107,23 @@ class StandInBackend:
         path = self.files.get(item_id)
         return Hit(id=item_id, score=score, path=str(path) if path else None, caption=caption)
 
-    def search_text(self, text: str, k: int) -> list[Hit]:
+    def _rank(self, score_of, k: int) -> list[Hit]:
+        """Top-k LIBRARY items by ``score_of(caption, hz)``, ties broken by library order."""
         self._enter()
         try:
-            scored = [(bow_cosine(text, cap), i, item_id, cap)
-                      for i, (item_id, cap, _, _) in enumerate(LIBRARY)]
+            scored = [(score_of(cap, hz), i, item_id, cap)
+                      for i, (item_id, cap, hz, _) in enumerate(LIBRARY)]
             scored.sort(key=lambda r: (-r[0], r[1]))
             return [self._hit(item_id, cap, s) for s, _, item_id, cap in scored[:k]]
         finally:
             self._leave()
 
+    def search_text(self, text: str, k: int) -> list[Hit]:
+        return self._rank(lambda cap, _hz: bow_cosine(text, cap), k)
+
     def search_audio(self, wave: np.ndarray, k: int) -> list[Hit]:
-        self._enter()
-        try:
-            hz = dominant_hz(wave)
-            scored = [(math.exp(-abs(math.log2(max(hz, 1.0) / f))), i, item_id, cap)
-                      for i, (item_id, cap, f, _) in enumerate(LIBRARY)]
-            scored.sort(key=lambda r: (-r[0], r[1]))
-            return [self._hit(item_id, cap, s) for s, _, item_id, cap in scored[:k]]
-        finally:
-            self._leave()
+        query_hz = max(dominant_hz(wave), 1.0)
+        return self._rank(lambda _cap, hz: math.exp(-abs(math.log2(query_hz / hz))), k)
 
     def caption(self, wave: np.ndarray, beam: int) -> list[str]:
         from audiocap.serve.backend import CaptionerMissing
