@@ -96,8 +96,12 @@ def read_manifest(path: str | os.PathLike) -> list[Clip]:
         raise ManifestError(path, None, "manifest not found")
     clips: list[Clip] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ManifestError(path, lineno, "not valid UTF-8 (save the manifest as UTF-8)") from None
             if not line.strip():
                 continue
             try:
