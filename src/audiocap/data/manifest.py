@@ -130,7 +130,7 @@ def write_manifest(path: str | os.PathLike, clips: Iterable[Clip]) -> Path:
 def audio_path(manifest_path: str | os.PathLike, clip: Clip) -> Path:
     """Resolve a clip's audio path: absolute paths stay, relative ones are relative to the manifest."""
     p = Path(clip.audio)
-    return p if p.is_absolute() else Path(manifest_path).resolve().parent / p
+    return p if p.is_absolute() else Path(os.path.normpath(Path(manifest_path).resolve().parent / p))
 
 
 def relative_audio(manifest_path: str | os.PathLike, audio: str | os.PathLike) -> str:
