@@ -35,3 +35,15 @@ def test_serve_command_round_trips_through_the_shell():
                                 "--index", "runs/demo/index", "--captioner", "runs/cap"]
     assert "--port" not in cmd
     assert shlex.split(serve_command(Path("m"), Path("i"), port=9000))[-2:] == ["--port", "9000"]
+
+
+def test_demo_ends_with_the_serve_command(tmp_path, capsys):
+    from audiocap.cli.demo import STEPS, print_serve_command
+
+    assert STEPS[-1] is print_serve_command
+    print_serve_command({"out": tmp_path})
+    assert "nothing to serve yet" in capsys.readouterr().out
+    print_serve_command({"clap": tmp_path / "clap", "index": tmp_path / "index"})
+    line = capsys.readouterr().out.splitlines()[-1].strip()
+    assert shlex.split(line) == ["audiocap", "serve", "--model", str(tmp_path / "clap"),
+                                 "--index", str(tmp_path / "index")]
