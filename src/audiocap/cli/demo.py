@@ -39,14 +39,6 @@ def show_clotho_info(ctx: Context) -> None:
     typer.echo(format_stats(manifest_stats(read_manifest(ctx["clotho"]))))
 
 
-def build_foley_dataset(ctx: Context) -> None:
-    """Build the real-sound foley dataset (default preset; reused when already complete)."""
-    from audiocap.data.foley import build_foley
-
-    ctx["foley"] = build_foley(ctx["out"] / "foley-default", preset="default")
-    typer.echo(f"foley dataset: {ctx['foley']}")
-
-
 def print_serve_command(ctx: Context) -> None:
     """Say how to search, listen to and caption sounds in a browser with this run's models.
 
@@ -63,7 +55,7 @@ def print_serve_command(ctx: Context) -> None:
     typer.echo("  " + serve_command(model, index, ctx.get("captioner")))
 
 
-STEPS: list[Callable[[Context], None]] = [import_clotho_captions, show_clotho_info, build_foley_dataset,
+STEPS: list[Callable[[Context], None]] = [import_clotho_captions, show_clotho_info,
                                           print_serve_command]  # serving stays last
 
 
