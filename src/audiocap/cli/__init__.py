@@ -8,6 +8,10 @@ faiss, Java bridges) happen inside the commands so that ``--help`` stays fast.
 from __future__ import annotations
 
 from audiocap.cli import audio as _audio  # noqa: F401  (registers commands)
+from audiocap.cli import data as _data  # noqa: F401
+from audiocap.cli import demo as _demo  # noqa: F401
+from audiocap.cli import foley as _foley  # noqa: F401  (registers `data build-foley`)
+from audiocap.cli import serve as _serve  # noqa: F401
 from audiocap.cli import train_clap as _train_clap  # noqa: F401
 from audiocap.cli import eval_clap as _eval_clap  # noqa: F401
 from audiocap.cli.apps import app
