@@ -110,18 +110,31 @@ def test_eval_cli_table_json_and_errors(data, tmp_path):
 
     out = train_clap(recipe(data, tmp_path / "ev", "trainer.max_epochs=1"))
     res_path = tmp_path / "res.json"
-    r = CliRunner().invoke(app, ["eval", "clap", "--model", str(out), "--model", f"init:{out}",
+    out2 = train_clap(recipe(data, tmp_path / "ev2", "trainer.max_epochs=1", "trainer.seed=1"))
+    r = CliRunner().invoke(app, ["eval", "clap", "--model", str(out), "--model", str(out2), "--model", f"init:{out}",
                                  "--manifest", str(data["manifest"]), "--split", "test", "-o", str(res_path)])
     assert r.exit_code == 0, r.output
     res = json.loads(res_path.read_text())
     assert res["n_audio"] == 4 and res["n_text"] == 8 and res["n_tags"] == 5
     rows = res["rows"]
-    assert set(rows) == {"ev", f"init:{out}", f"ensemble(ev+init:{out})", "chance"}
+    assert set(rows) == {"ev", "ev2", f"init:{out}", "ensemble(ev+ev2)", "chance"}
     assert rows["chance"]["t2a_R@1"] == pytest.approx(0.25, abs=0.05)
     assert rows["chance"]["zero_shot_acc"] == pytest.approx(2 / 5)  # 2 of 5 tags are right per clip
     for row in rows.values():
         assert all(0 <= v <= 1 for v in row.values())
     assert rows["ev"]["t2a_R@10"] == 1.0  # only 4 clips
+    # the ensemble row is the metrics of the mean of the two similarity matrices
+    from audiocap.evaluation.clap import embed_split, retrieval_metrics, split_clips
+    from audiocap.models.clap import load_clap
+
+    clips = split_clips(data["manifest"], "test")
+    sims = []
+    for folder in (out, out2):
+        a, t = embed_split(load_clap(folder), data["manifest"], clips, "test")
+        sims.append(t @ a.t())
+    t2a = torch.tensor([i for i, c in enumerate(clips) for _ in c.captions])
+    expected = retrieval_metrics((sims[0] + sims[1]) / 2, t2a)
+    assert all(rows["ensemble(ev+ev2)"][k] == pytest.approx(v) for k, v in expected.items())
     bad = CliRunner().invoke(app, ["eval", "clap", "--model", str(tmp_path / "nope"), "--manifest", str(data["manifest"])])
     assert bad.exit_code == 2 and "checkpoint folder not found" in bad.output
 

@@ -102,7 +102,8 @@ def chance_levels(text_to_audio: torch.Tensor, n_audio: int, clip_tags: list[lis
 def evaluate_clap(models: dict[str, object], manifest: str | os.PathLike, *, split: str = "test",
                   prompt: str = "the sound of {}", vocab: list[str] | None = None, ensemble: bool = True,
                   cache_dir: str | None = None) -> dict:
-    """Rows ``name -> metrics`` for each model, their ensemble (mean similarity) and chance."""
+    """Rows ``name -> metrics`` for each model, the ensemble of the trained ones (mean similarity
+    matrices; ``init:`` starting points are left out of it) and chance."""
     clips = split_clips(manifest, split)
     text_to_audio = torch.tensor([i for i, c in enumerate(clips) for _ in c.captions])
     tags = [c.tags for c in clips]
@@ -115,11 +116,13 @@ def evaluate_clap(models: dict[str, object], manifest: str | os.PathLike, *, spl
         zs.append(a @ tag_emb.t())
         rows[name] = {**retrieval_metrics(sims[-1], text_to_audio),
                       "zero_shot_acc": zero_shot_accuracy(a, tag_emb, tags, vocab)}
-    if ensemble and len(models) > 1:
-        sim = torch.stack(sims).mean(0)
-        zero = torch.stack(zs).mean(0)  # average of the clip–prompt similarity matrices
+    members = [i for i, name in enumerate(models) if not name.startswith("init:")]  # trained models only
+    if ensemble and len(members) > 1:
+        sim = torch.stack([sims[i] for i in members]).mean(0)
+        zero = torch.stack([zs[i] for i in members]).mean(0)  # mean clip–prompt similarity
         acc = zero_shot_accuracy(zero, torch.eye(len(vocab)), tags, vocab)
-        rows["ensemble(" + "+".join(models) + ")"] = {**retrieval_metrics(sim, text_to_audio), "zero_shot_acc": acc}
+        names = [list(models)[i] for i in members]
+        rows["ensemble(" + "+".join(names) + ")"] = {**retrieval_metrics(sim, text_to_audio), "zero_shot_acc": acc}
     rows["chance"] = chance_levels(text_to_audio, len(clips), tags, vocab)
     return {"manifest": str(manifest), "split": split, "n_audio": len(clips), "n_text": len(text_to_audio),
             "prompt": prompt, "n_tags": len(vocab), "rows": rows}
