@@ -1,0 +1,120 @@
+"""Captioner data: frozen-tower frame embeddings cached on disk, caption pairs, batching.
+
+The frozen audio tower (``aisfx`` or any tower of :func:`audiocap.encoders.build_audio_encoder`)
+is run once per clip; its frame embeddings (T, D) are stored in one safetensors file per
+(tower, manifest, split) under the recipe's cache folder, so training epochs only read tensors.
+Training items are (clip, caption) pairs over every caption of every clip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from audiocap.data.manifest import Clip, audio_path
+from audiocap.fileio import atomic_path
+from audiocap.text.vocab import Vocab
+
+
+class FrameTower(Protocol):
+    """A frozen audio tower: waveform (B, N) at ``sample_rate`` -> frame embeddings (B, T, D)."""
+
+    sample_rate: int
+    frame_dim: int
+
+    def __call__(self, wave: Tensor) -> Tensor: ...
+
+
+def load_frame_tower(name: str, options: dict[str, Any] | None = None) -> nn.Module:
+    """The frozen tower ``name`` from the audio-encoder registry, in eval mode, no gradients."""
+    from audiocap.encoders import build_audio_encoder
+
+    tower = build_audio_encoder(name, **(options or {}))
+    tower.eval().requires_grad_(False)
+    return tower
+
+
+@torch.no_grad()
+def embed_waves(tower: FrameTower, waves: Sequence[np.ndarray], *, batch_size: int = 8) -> list[Tensor]:
+    """Frame embeddings (T_i, D) of each waveform; equal-length waves are batched together."""
+    out: list[Tensor | None] = [None] * len(waves)
+    device = next(iter(tower.parameters()), torch.empty(0)).device if isinstance(tower, nn.Module) else "cpu"
+    by_len: dict[int, list[int]] = {}
+    for i, w in enumerate(waves):
+        by_len.setdefault(len(w), []).append(i)
+    for idx in by_len.values():
+        for s in range(0, len(idx), batch_size):
+            chunk = idx[s : s + batch_size]
+            wave = torch.from_numpy(np.stack([waves[i] for i in chunk])).float().to(device)
+            frames = tower(wave).float().cpu()  # (b, T, D)
+            for i, f in zip(chunk, frames):
+                out[i] = f.contiguous()
+    return out  # type: ignore[return-value]
+
+
+def cache_features(manifest: str | os.PathLike, clips: Sequence[Clip], tower: FrameTower, *, tower_key: str,
+                   cache_dir: str | os.PathLike, progress: bool = True) -> dict[str, Tensor]:
+    """Frame embeddings of ``clips`` by clip id, computed once and cached in ``cache_dir``.
+
+    The cache file name hashes the tower key, the manifest path and the clip ids with their
+    audio paths, so a changed manifest or tower never reuses stale features.
+    """
+    from tqdm import tqdm
+
+    from audiocap.audio.io import load_audio
+
+    ident = json.dumps([tower_key, str(Path(manifest).resolve()), [(c.id, c.audio) for c in clips]])
+    key = hashlib.sha1(ident.encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"frames-{tower_key.replace('/', '_')}-{key}.safetensors"
+    if path.exists():
+        return load_file(str(path))
+    feats: dict[str, Tensor] = {}
+    for clip in tqdm(clips, desc=f"frames ({tower_key})", unit="clip", disable=not progress):
+        wave = load_audio(audio_path(manifest, clip), sr=tower.sample_rate)
+        feats[clip.id] = embed_waves(tower, [wave])[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(feats, str(tmp))
+    return feats
+
+
+class CaptionPairs(Dataset):
+    """(frame embeddings, caption ids, clip index) for every caption of every clip."""
+
+    def __init__(self, clips: Sequence[Clip], feats: dict[str, Tensor], tokenized: Sequence[Sequence[list[str]]],
+                 vocab: Vocab, *, max_words: int) -> None:
+        self.feats = [feats[c.id] for c in clips]
+        self.items = [(ci, vocab.encode(toks, max_len=max_words))
+                      for ci, caps in enumerate(tokenized) for toks in caps]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, list[int], int]:
+        ci, ids = self.items[i]
+        return self.feats[ci], ids, ci
+
+
+def collate_pairs(batch: list[tuple[Tensor, list[int], int]], pad_id: int = 0) -> dict[str, Tensor]:
+    """Pad frames (B, T, D) with mask (B, T) and captions (B, L); keep clip indices (B,)."""
+    frames = nn.utils.rnn.pad_sequence([b[0] for b in batch], batch_first=True)
+    lengths = torch.tensor([len(b[0]) for b in batch])
+    mask = torch.arange(frames.shape[1])[None] < lengths[:, None]
+    caps = nn.utils.rnn.pad_sequence([torch.tensor(b[1]) for b in batch], batch_first=True, padding_value=pad_id)
+    return {"frames": frames, "frame_mask": mask, "caption_ids": caps, "clip": torch.tensor([b[2] for b in batch])}
+
+
+def pad_frames(frames: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """Stack variable-length frame embeddings into (B, T, D) plus mask (B, T)."""
+    batch = collate_pairs([(f, [0], 0) for f in frames])
+    return batch["frames"], batch["frame_mask"]
