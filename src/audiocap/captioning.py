@@ -116,19 +116,9 @@ class CaptionPipeline:
 
     def window_frames(self, wave: np.ndarray) -> tuple[list[torch.Tensor], list[tuple[float, float]]]:
         """Frame embeddings of each window of ``wave`` and its (start, end) in seconds."""
-        from audiocap.audio.io import split_windows
-        from audiocap.train.captioner_data import embed_waves
+        from audiocap.train.captioner_data import window_frames
 
-        sr = self.tower.sample_rate
-        n, win_n = len(wave), int(round(self.window * sr))
-        if n <= win_n:
-            segs, spans = [wave], [(0.0, n / sr)]
-        else:
-            windows, starts = split_windows(wave, sr=sr, window=self.window, last="pad")
-            first = [int(round(s * sr)) for s in starts]
-            segs = [w[: min(win_n, n - a)] for w, a in zip(windows, first)]  # unpad the last one
-            spans = [(a / sr, min(a + win_n, n) / sr) for a in first]
-        return embed_waves(self.tower, segs, batch_size=self.batch_size), spans
+        return window_frames(self.tower, wave, window=self.window, batch_size=self.batch_size)
 
     def caption_wave(self, wave: np.ndarray, *, name: str = "<wave>", per_window: bool = False) -> list[Caption]:
         """Captions of one waveform at the tower's rate (one, or one per window)."""

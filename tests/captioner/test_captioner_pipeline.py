@@ -42,7 +42,7 @@ def trained(tmp_path_factory, standin_tower, sine_writer):
     recipe = load_recipe(CaptionerRecipe, None, [
         f"data.manifest={root / 'manifest.jsonl'}", f"data.cache_dir={root / 'cache'}", "data.min_count=1",
         "model.d_model=32", "model.ff_dim=64", "model.dropout=0.0", "model.proj_dim=8", "model.encoder_layers=1",
-        "train.epochs=12", "train.batch_size=4", "train.lr=3e-3", f"train.out={root / 'run'}", "train.progress=false",
+        "train.epochs=10", "train.threads=1", "train.batch_size=4", "train.lr=3e-3", f"train.out={root / 'run'}", "train.progress=false",
         "loss.aux=cl4ac", "loss.weight=1.0", "clip_seconds=2.0", "tower.name=standin", "decode.max_len=8",
     ])
     ckpt = train_captioner(recipe, tower=standin_tower())
@@ -81,3 +81,25 @@ def test_long_file_per_window_and_whole(trained, monkeypatch, sine_writer):
     assert [(c.start, c.end) for c in per] == [(0.0, 2.0), (2.0, 4.0), (4.0, 5.5)]  # last window kept, shorter
     whole = caption_files([path], [ckpt, ckpt], beam=1)  # ensemble, greedy
     assert len(whole) == 1 and (whole[0].start, whole[0].end) == (0.0, 5.5)
+
+
+def test_cli_caption_and_errors(trained, monkeypatch, sine_writer):
+    import json
+
+    from typer.testing import CliRunner
+
+    import audiocap.train.captioner_data as data
+    from audiocap.cli import app
+
+    root, ckpt, Tower = trained
+    monkeypatch.setattr(data, "load_frame_tower", lambda name, options=None: Tower())
+    path = sine_writer(root / "cli.wav", seconds=4.5, freq=1760.0)
+    runner = CliRunner()
+    res = runner.invoke(app, ["caption", str(path), "--model", str(ckpt), "--per-window", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [(r["start"], r["end"]) for r in rows] == [(0.0, 2.0), (2.0, 4.0), (4.0, 4.5)]
+    res = runner.invoke(app, ["caption", str(root / "missing.wav"), "--model", str(ckpt)])
+    assert res.exit_code == 2 and "missing.wav: file not found" in res.output
+    res = runner.invoke(app, ["caption", str(path), "--model", str(root)])
+    assert res.exit_code == 2 and "no recipe.yaml" in res.output

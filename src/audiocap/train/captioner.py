@@ -193,8 +193,8 @@ def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any
     tower = tower if tower is not None else load_frame_tower(recipe.tower.name, recipe.tower.options)
     sets = {}
     for s, cs in splits.items():
-        feats = cache_features(d.manifest, cs, tower, tower_key=_tower_key(recipe), cache_dir=d.cache_dir,
-                               progress=t.progress)
+        feats = cache_features(d.manifest, cs, tower, tower_key=tower_key(dataclasses.asdict(recipe.tower)), cache_dir=d.cache_dir,
+                               window=recipe.clip_seconds, progress=t.progress)
         sets[s] = CaptionPairs(cs, feats, tokenized[s], vocab, max_words=d.max_words)
     loaders = {s: DataLoader(ds, batch_size=t.batch_size, shuffle=s == d.train_split, collate_fn=collate_pairs,
                              drop_last=s == d.train_split and len(ds) > t.batch_size)
@@ -225,9 +225,10 @@ def _tokenize_clips(clips: list, tokenize) -> list[list[list[str]]]:
     return out
 
 
-def _tower_key(recipe: CaptionerRecipe) -> str:
-    opts = ",".join(f"{k}={v}" for k, v in sorted(recipe.tower.options.items()))
-    return recipe.tower.name + (f"[{opts}]" if opts else "")
+def tower_key(tower: dict[str, Any]) -> str:
+    """Cache key of a frozen tower recipe section (``{"name": ..., "options": {...}}``)."""
+    opts = ",".join(f"{k}={v}" for k, v in sorted((tower.get("options") or {}).items()))
+    return tower["name"] + (f"[{opts}]" if opts else "")
 
 
 __all__ = ["CaptionerRecipe", "CaptionerTask", "model_config", "train_captioner"]

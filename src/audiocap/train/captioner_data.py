@@ -62,18 +62,43 @@ def embed_waves(tower: FrameTower, waves: Sequence[np.ndarray], *, batch_size: i
     return out  # type: ignore[return-value]
 
 
+def window_frames(tower: FrameTower, wave: np.ndarray, *, window: float,
+                  batch_size: int = 8) -> tuple[list[Tensor], list[tuple[float, float]]]:
+    """Cut ``wave`` (at the tower's rate) into ``window``-second windows and embed each.
+
+    Returns the frame embeddings (T_i, D) of every window and its (start, end) in seconds. A
+    wave no longer than one window is one window; otherwise windows follow each other and the
+    last one is shorter (its zero padding from :func:`split_windows` is removed), so every
+    sample is captioned and none is invented.
+    """
+    from audiocap.audio.io import split_windows
+
+    sr = tower.sample_rate
+    n, win_n = len(wave), int(round(window * sr))
+    if n <= win_n:
+        segs, spans = [wave], [(0.0, n / sr)]
+    else:
+        windows, starts = split_windows(wave, sr=sr, window=window, last="pad")
+        first = [int(round(s * sr)) for s in starts]
+        segs = [w[: min(win_n, n - a)] for w, a in zip(windows, first)]
+        spans = [(a / sr, min(a + win_n, n) / sr) for a in first]
+    return embed_waves(tower, segs, batch_size=batch_size), spans
+
+
 def cache_features(manifest: str | os.PathLike, clips: Sequence[Clip], tower: FrameTower, *, tower_key: str,
-                   cache_dir: str | os.PathLike, progress: bool = True) -> dict[str, Tensor]:
+                   cache_dir: str | os.PathLike, window: float, progress: bool = True) -> dict[str, Tensor]:
     """Frame embeddings of ``clips`` by clip id, computed once and cached in ``cache_dir``.
 
-    The cache file name hashes the tower key, the manifest path and the clip ids with their
-    audio paths, so a changed manifest or tower never reuses stale features.
+    Clips longer than ``window`` seconds are embedded window by window and the frames
+    concatenated, exactly as :mod:`audiocap.captioning` does for one caption per file. The
+    cache file name hashes the tower key, the window, the manifest path and the clip ids with
+    their audio paths, so a changed manifest or tower never reuses stale features.
     """
     from tqdm import tqdm
 
     from audiocap.audio.io import load_audio
 
-    ident = json.dumps([tower_key, str(Path(manifest).resolve()), [(c.id, c.audio) for c in clips]])
+    ident = json.dumps([tower_key, window, str(Path(manifest).resolve()), [(c.id, c.audio) for c in clips]])
     key = hashlib.sha1(ident.encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"frames-{tower_key.replace('/', '_')}-{key}.safetensors"
     if path.exists():
@@ -81,7 +106,7 @@ def cache_features(manifest: str | os.PathLike, clips: Sequence[Clip], tower: Fr
     feats: dict[str, Tensor] = {}
     for clip in tqdm(clips, desc=f"frames ({tower_key})", unit="clip", disable=not progress):
         wave = load_audio(audio_path(manifest, clip), sr=tower.sample_rate)
-        feats[clip.id] = embed_waves(tower, [wave])[0]
+        feats[clip.id] = torch.cat(window_frames(tower, wave, window=window)[0], 0).contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(feats, str(tmp))
