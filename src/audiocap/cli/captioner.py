@@ -80,7 +80,7 @@ def eval_captioner_cmd(
     from audiocap.audio.io import AudioError
     from audiocap.checkpoint import CheckpointError
     from audiocap.data.manifest import ManifestError
-    from audiocap.evaluation import TABLE_ORDER, evaluate_captioner, write_report
+    from audiocap.evaluation.captioner import TABLE_ORDER, evaluate_captioner, write_report
 
     try:
         report = evaluate_captioner([model, *ensemble], manifest, split=split, beam=beam, cache_dir=cache_dir)
