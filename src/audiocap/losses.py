@@ -7,9 +7,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def clip_loss(audio_emb: Tensor, text_emb: Tensor, logit_scale: Tensor | float) -> Tensor:
+def clip_loss(audio_emb: Tensor, text_emb: Tensor, logit_scale: Tensor | float, *,
+              dup_groups: Tensor | None = None) -> Tensor:
     """TEMPORARY stand-in for the CLAP branch's symmetric InfoNCE; replaced by theirs at merge."""
     logits = logit_scale * audio_emb @ text_emb.t()
+    if dup_groups is not None:
+        same = dup_groups[:, None] == dup_groups[None, :]
+        logits = logits.masked_fill(same.fill_diagonal_(False), float("-inf"))
     labels = torch.arange(len(logits), device=logits.device)
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
 
@@ -55,14 +59,17 @@ def cl4ac_loss(matched_logits: Tensor, mismatched_logits: Tensor, valid: Tensor)
     return F.cross_entropy(logits, labels)
 
 
-def nt_xent(audio_emb: Tensor, text_emb: Tensor, *, temperature: float = 0.07) -> Tensor:
+def nt_xent(audio_emb: Tensor, text_emb: Tensor, *, temperature: float = 0.07,
+            groups: Tensor | None = None) -> Tensor:
     """NT-Xent auxiliary loss of a captioner: symmetric InfoNCE of pooled audio and text.
 
     Both (B, P) embeddings are L2-normalized and scored with cosine similarity / temperature,
     then the CLAP symmetric InfoNCE (:func:`clip_loss`) is applied (Chen et al. 2020, SimCLR;
-    used as a captioning auxiliary in the DCASE 2024 Task 6 technical reports).
+    used as a captioning auxiliary in the DCASE 2024 Task 6 technical reports). ``groups`` (B,)
+    clip ids remove other captions of the same clip from the negatives.
     """
-    return clip_loss(F.normalize(audio_emb, dim=-1), F.normalize(text_emb, dim=-1), 1.0 / temperature)
+    return clip_loss(F.normalize(audio_emb, dim=-1), F.normalize(text_emb, dim=-1), 1.0 / temperature,
+                     dup_groups=groups)
 
 
 def aux_weight(epoch: int, *, weight: float, ce_only_epochs: int = 0) -> float:

@@ -51,3 +51,14 @@ def test_nt_xent_hand_made():
 
 def test_aux_weight_delay():
     assert [aux_weight(e, weight=0.1, ce_only_epochs=2) for e in range(4)] == [0.0, 0.0, 0.1, 0.1]
+
+
+def test_nt_xent_same_clip_is_not_a_negative():
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # items 0 and 1: same clip
+    t = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    tau = 0.5
+    grouped = nt_xent(a, t, temperature=tau, groups=torch.tensor([7, 7, 8])).item()
+    one = -math.log(math.exp(2) / (math.exp(2) + 1))  # rows 0, 1: only clip 8 is a negative
+    two = -math.log(math.exp(2) / (math.exp(2) + 2))  # row 2: both captions of clip 7 are negatives
+    assert abs(grouped - (2 * one + two) / 3) < 1e-6
+    assert nt_xent(a, t, temperature=tau).item() > grouped + 0.1

@@ -126,7 +126,8 @@ class CaptionerTask(L.LightningModule):
                              self.model.cl4ac_logits(hidden_mis, mismatched), valid)
         elif rl.aux == "ntxent" and lam > 0:
             aux = nt_xent(self.model.audio_embedding(out["memory"], mask),
-                          self.model.text_embedding(out["hidden"], ids), temperature=rl.temperature)
+                          self.model.text_embedding(out["hidden"], ids), temperature=rl.temperature,
+                          groups=batch["clip"])
         return {"loss": ce + lam * aux, "ce": ce, "aux": aux}
 
     def training_step(self, batch: dict[str, torch.Tensor], _: int) -> torch.Tensor:
