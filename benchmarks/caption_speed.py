@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -111,6 +112,7 @@ def main() -> None:
         "rtf_goal": 0.01, "caption_tokens": len(hyp.tokens),
         "same_caption_as_naive": hyp.tokens == naive, "caption": v.decode(hyp.tokens),
         "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "load_average_1min": round(os.getloadavg()[0], 2),  # other jobs sharing the CPU skew the timings
     }
     from audiocap.fileio import atomic_write_json
 

@@ -80,7 +80,8 @@ def eval_captioner_cmd(
     from audiocap.audio.io import AudioError
     from audiocap.checkpoint import CheckpointError
     from audiocap.data.manifest import ManifestError
-    from audiocap.evaluation.captioner import TABLE_ORDER, evaluate_captioner, write_report
+    from audiocap.evaluation.captioner import evaluate_captioner, write_report
+    from audiocap.metrics.captioning import Evaluator
 
     try:
         report = evaluate_captioner([model, *ensemble], manifest, split=split, beam=beam, cache_dir=cache_dir)
@@ -88,9 +89,7 @@ def eval_captioner_cmd(
         raise fail(str(exc)) from None
     folder = out or model / f"eval-{split}-beam{beam}"
     js, cs = write_report(report, folder)
-    m = report["metrics"]
-    for name in TABLE_ORDER + sorted(set(m) - set(TABLE_ORDER) - {"unavailable"}):
-        if name in m:
-            v = m[name]
-            typer.echo(f"{name:<10} {'unavailable' if v is None else f'{v:.4f}' if isinstance(v, float) else v}")
+    from rich.console import Console
+
+    Console().print(Evaluator.table(report["metrics"], title=f"{model} on {manifest} [{split}], beam {beam}"))
     typer.echo(f"wrote {js} and {cs}")

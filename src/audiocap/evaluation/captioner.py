@@ -15,28 +15,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from audiocap.captioning import CaptionPipeline, load_captioner
-from audiocap.fileio import atomic_write_json, atomic_write_text
-
-TABLE_ORDER = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider",
-               "sbert_sim", "vocab"]
+from audiocap.fileio import atomic_write_text
 
 
 def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """Corpus scores ``{metric: value or None}`` plus ``{"unavailable": {metric: reason}}``.
+    """``{metric: MetricResult}`` from :class:`audiocap.metrics.captioning.Evaluator` (all metrics).
 
-    The single adapter between the captioner and :mod:`audiocap.metrics` (its Evaluator
-    implements the metrics; nothing is re-implemented here).
+    The single adapter between the captioner and :mod:`audiocap.metrics` (coco-caption BLEU,
+    METEOR 1.5, ROUGE-L, CIDEr-D, SPICE/SPIDEr, Sentence-BERT similarity, vocabulary size);
+    nothing is re-implemented here, and a metric that cannot run here comes back unavailable.
     """
-    from audiocap.metrics import Evaluator
+    from audiocap.metrics.captioning import Evaluator
 
-    results = Evaluator().evaluate(list(candidates), [list(r) for r in references])
-    scores: dict[str, Any] = {}
-    unavailable: dict[str, str] = {}
-    for name, res in results.items():
-        scores[name] = res.score if res.available else None
-        if not res.available:
-            unavailable[name] = res.reason
-    return {**scores, "unavailable": unavailable}
+    return Evaluator()(list(candidates), [list(r) for r in references])
 
 
 def evaluate_captioner(checkpoints: Sequence[str | os.PathLike], manifest: str | os.PathLike, *,
@@ -58,19 +49,24 @@ def evaluate_captioner(checkpoints: Sequence[str | os.PathLike], manifest: str |
                            progress=progress)
     hyps = pipe.caption_frames([feats[c.id] for c in clips])
     preds = [pipe.vocab.decode(h.tokens) for h in hyps]
-    metrics = score_captions(preds, [c.captions for c in clips])
+    # the metrics reject empty strings: an empty caption is scored as the word "empty" and counted
+    metrics = score_captions([p or "empty" for p in preds], [c.captions for c in clips])
     rows = [{"id": c.id, "caption": p, "score": round(h.score, 4), "finished": h.finished}
             for c, p, h in zip(clips, preds, hyps)]
     return {"metrics": metrics, "predictions": rows, "models": [str(c) for c in checkpoints],
-            "manifest": str(manifest), "split": split, "beam": beam, "clips": len(clips)}
+            "manifest": str(manifest), "split": split, "beam": beam, "clips": len(clips),
+            "empty_predictions": sum(not p for p in preds)}
 
 
 def write_report(report: dict[str, Any], out_dir: str | os.PathLike) -> tuple[str, str]:
-    """Write ``metrics.json`` (everything but the predictions) and ``predictions.csv`` atomically."""
+    """Write ``metrics.json`` (scores, per-item scores, settings) and ``predictions.csv`` atomically."""
+    from audiocap.metrics.captioning import Evaluator
+
     os.makedirs(out_dir, exist_ok=True)
     js = os.path.join(out_dir, "metrics.json")
     cs = os.path.join(out_dir, "predictions.csv")
-    atomic_write_json(js, {k: v for k, v in report.items() if k != "predictions"})
+    meta = {k: v for k, v in report.items() if k not in ("predictions", "metrics")}
+    Evaluator.write_json(report["metrics"], js, ids=[r["id"] for r in report["predictions"]], meta=meta)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["id", "caption", "score", "finished"])
     w.writeheader()

@@ -34,6 +34,8 @@ class DataRecipe:
     limit: int = 0  # use only the first N clips of each split (0 = all); for debug runs
     min_count: int = 2  # words seen fewer times in training captions become <unk>
     max_words: int = 25  # longer captions are cut for training (decoding allows max_len)
+    captions: Literal["all", "sample"] = "all"  # every caption per epoch, or one random caption per clip
+    val_captions: Literal["all", "first"] = "all"  # validation CE on every caption or each clip's first
     cache_dir: str = "cache/captioner"
 
 
@@ -196,7 +198,8 @@ def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any
     for s, cs in splits.items():
         feats = cache_features(d.manifest, cs, tower, tower_key=tower_key(dataclasses.asdict(recipe.tower)), cache_dir=d.cache_dir,
                                window=recipe.clip_seconds, progress=t.progress)
-        sets[s] = CaptionPairs(cs, feats, tokenized[s], vocab, max_words=d.max_words)
+        sets[s] = CaptionPairs(cs, feats, tokenized[s], vocab, max_words=d.max_words,
+                               captions=d.captions if s == d.train_split else d.val_captions)
     loaders = {s: DataLoader(ds, batch_size=t.batch_size, shuffle=s == d.train_split, collate_fn=collate_pairs,
                              drop_last=s == d.train_split and len(ds) > t.batch_size)
                for s, ds in sets.items()}

@@ -114,19 +114,33 @@ def cache_features(manifest: str | os.PathLike, clips: Sequence[Clip], tower: Fr
 
 
 class CaptionPairs(Dataset):
-    """(frame embeddings, caption ids, clip index) for every caption of every clip."""
+    """(frame embeddings, caption ids, clip index) items.
+
+    ``captions="all"``: one item per caption of every clip. ``"sample"``: one item per clip,
+    whose caption is drawn at random (torch's global generator, so seeded runs repeat) each time
+    it is read, i.e. every epoch sees each clip once with one of its captions. ``"first"``: one
+    item per clip with its first caption (a cheap, fixed validation set).
+    """
 
     def __init__(self, clips: Sequence[Clip], feats: dict[str, Tensor], tokenized: Sequence[Sequence[list[str]]],
-                 vocab: Vocab, *, max_words: int) -> None:
+                 vocab: Vocab, *, max_words: int, captions: str = "all") -> None:
+        if captions not in ("all", "sample", "first"):
+            raise ValueError(f"captions must be 'all', 'sample' or 'first', got {captions!r}")
         self.feats = [feats[c.id] for c in clips]
-        self.items = [(ci, vocab.encode(toks, max_len=max_words))
-                      for ci, caps in enumerate(tokenized) for toks in caps]
+        encoded = [[vocab.encode(toks, max_len=max_words) for toks in caps] for caps in tokenized]
+        if captions == "all":
+            self.items = [(ci, [ids]) for ci, caps in enumerate(encoded) for ids in caps]
+        elif captions == "first":
+            self.items = [(ci, caps[:1]) for ci, caps in enumerate(encoded) if caps]
+        else:
+            self.items = [(ci, caps) for ci, caps in enumerate(encoded) if caps]
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[Tensor, list[int], int]:
-        ci, ids = self.items[i]
+        ci, caps = self.items[i]
+        ids = caps[0] if len(caps) == 1 else caps[int(torch.randint(len(caps), ()))]
         return self.feats[ci], ids, ci
 
 
