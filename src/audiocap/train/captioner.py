@@ -31,7 +31,8 @@ class DataRecipe:
     manifest: str = "/work/data/foley-default/manifest.jsonl"
     train_split: str = "train"
     val_split: str = "val"
-    limit: int = 0  # use only the first N clips of each split (0 = all); for debug runs
+    limit: int = 0  # use only the first N training clips (0 = all); for debug / CPU-bound runs
+    val_limit: int = 0  # same for the validation split
     min_count: int = 2  # words seen fewer times in training captions become <unk>
     max_words: int = 25  # longer captions are cut for training (decoding allows max_len)
     captions: Literal["all", "sample"] = "all"  # every caption per epoch, or one random caption per clip
@@ -186,11 +187,11 @@ def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any
     L.seed_everything(t.seed, workers=True, verbose=False)
     clips = read_manifest(d.manifest)
     splits = {}
-    for split in (d.train_split, d.val_split):
+    for split, limit in ((d.train_split, d.limit), (d.val_split, d.val_limit)):
         chosen = [c for c in clips if c.split == split]
         if not chosen:
             raise ValueError(f"{d.manifest}: no clips in split '{split}'")
-        splits[split] = chosen[: d.limit] if d.limit else chosen
+        splits[split] = chosen[:limit] if limit else chosen
     tokenized = {s: _tokenize_clips(cs, tokenize_captions) for s, cs in splits.items()}
     vocab = Vocab.build((toks for caps in tokenized[d.train_split] for toks in caps), min_count=d.min_count)
     tower = tower if tower is not None else load_frame_tower(recipe.tower.name, recipe.tower.options)
