@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from audiocap.data.dataset import pad_stack
 from audiocap.data.manifest import Clip, audio_path
 from audiocap.fileio import atomic_path
 from audiocap.text.vocab import Vocab
@@ -146,14 +147,12 @@ class CaptionPairs(Dataset):
 
 def collate_pairs(batch: list[tuple[Tensor, list[int], int]], pad_id: int = 0) -> dict[str, Tensor]:
     """Pad frames (B, T, D) with mask (B, T) and captions (B, L); keep clip indices (B,)."""
-    frames = nn.utils.rnn.pad_sequence([b[0] for b in batch], batch_first=True)
-    lengths = torch.tensor([len(b[0]) for b in batch])
-    mask = torch.arange(frames.shape[1])[None] < lengths[:, None]
+    frames, _, mask = pad_stack([b[0] for b in batch])
     caps = nn.utils.rnn.pad_sequence([torch.tensor(b[1]) for b in batch], batch_first=True, padding_value=pad_id)
     return {"frames": frames, "frame_mask": mask, "caption_ids": caps, "clip": torch.tensor([b[2] for b in batch])}
 
 
 def pad_frames(frames: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
     """Stack variable-length frame embeddings into (B, T, D) plus mask (B, T)."""
-    batch = collate_pairs([(f, [0], 0) for f in frames])
-    return batch["frames"], batch["frame_mask"]
+    padded, _, mask = pad_stack(frames)
+    return padded, mask
