@@ -47,18 +47,6 @@ class TowerRecipe:
 
 
 @dataclass
-class ModelRecipe:
-    encoder: Literal["gru", "transformer"] = "gru"
-    encoder_layers: int = 3
-    decoder_layers: int = 2
-    d_model: int = 256
-    heads: int = 4
-    ff_dim: int = 1024
-    dropout: float = 0.2
-    proj_dim: int = 128
-
-
-@dataclass
 class LossRecipe:
     aux: Literal["none", "cl4ac", "ntxent"] = "none"
     weight: float = 0.1  # λ in L = L_CE + λ·L_aux
@@ -91,7 +79,8 @@ class DecodeRecipe:
 class CaptionerRecipe:
     data: DataRecipe = field(default_factory=DataRecipe)
     tower: TowerRecipe = field(default_factory=TowerRecipe)
-    model: ModelRecipe = field(default_factory=ModelRecipe)
+    # vocab_size, frame_dim and max_len are filled in from the vocabulary, tower and recipe
+    model: CaptionerConfig = field(default_factory=CaptionerConfig)
     loss: LossRecipe = field(default_factory=LossRecipe)
     train: TrainRecipe = field(default_factory=TrainRecipe)
     decode: DecodeRecipe = field(default_factory=DecodeRecipe)
@@ -100,11 +89,8 @@ class CaptionerRecipe:
 
 def model_config(recipe: CaptionerRecipe, *, vocab_size: int, frame_dim: int) -> CaptionerConfig:
     """The :class:`CaptionerConfig` a recipe describes for a given vocabulary and tower."""
-    m = recipe.model
-    return CaptionerConfig(vocab_size=vocab_size, frame_dim=frame_dim, d_model=m.d_model, encoder=m.encoder,
-                           encoder_layers=m.encoder_layers, decoder_layers=m.decoder_layers, heads=m.heads,
-                           ff_dim=m.ff_dim, dropout=m.dropout, proj_dim=m.proj_dim,
-                           max_len=max(recipe.data.max_words, recipe.decode.max_len) + 2)
+    return dataclasses.replace(recipe.model, vocab_size=vocab_size, frame_dim=frame_dim,
+                               max_len=max(recipe.data.max_words, recipe.decode.max_len) + 2)
 
 
 class CaptionerTask(L.LightningModule):
