@@ -23,12 +23,17 @@ jobs = [(f"{n}-beam{k}", [f"{runs}/{n}/checkpoint"], k) for n in names for k in 
 jobs += [(f"ensemble_ce+ntxent-beam{k}", [f"{runs}/foley_ce/checkpoint", f"{runs}/foley_ntxent/checkpoint"], k)
          for k in (1, 3)]
 only = os.environ.get("ONLY")  # e.g. ONLY=foley_ce to run a subset (parallel shells)
+out = os.environ.get("EVAL_DIR", "eval")  # SKIP_SPICE=1 EVAL_DIR=eval_nospice: no Java SPICE
+chosen = None
+if os.environ.get("SKIP_SPICE"):
+    from audiocap.metrics.captioning import ALL_METRICS
+    chosen = [m for m in ALL_METRICS if m not in ("spice", "spider")]
 for name, ckpts, k in jobs:
     if only and not name.startswith(only):
         continue
     t = time.time()
-    report = evaluate_captioner(ckpts, manifest, split="test", beam=k, progress=False)
-    write_report(report, f"{runs}/eval/{name}")
+    report = evaluate_captioner(ckpts, manifest, split="test", beam=k, progress=False, metrics=chosen)
+    write_report(report, f"{runs}/{out}/{name}")
     m = report["metrics"]
     print(name, {key: (None if not r.available else round(r.score, 4)) for key, r in m.items()},
           f"{time.time() - t:.0f}s", flush=True)
@@ -42,7 +47,7 @@ from pathlib import Path
 cols = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider", "sbert_sim", "vocab"]
 print("| system | decoding | " + " | ".join(cols) + " |")
 print("|---|---|" + "---|" * len(cols))
-for f in sorted(Path(sys.argv[1], "eval").glob("*/metrics.json")):
+for f in sorted(Path(sys.argv[1]).glob("eval*/*/metrics.json")):
     d = json.loads(f.read_text())
     name, beam = f.parent.name.rsplit("-beam", 1)
     cells = []
@@ -50,6 +55,7 @@ for f in sorted(Path(sys.argv[1], "eval").glob("*/metrics.json")):
         m = d["metrics"].get(c, {"available": False})
         cells.append("unavailable" if not m.get("available") else
                      f"{m['score']:.0f}" if c == "vocab" else f"{m['score']:.4f}")
+    name += " (no SPICE run)" if f.parent.parent.name != "eval" else ""
     print(f"| {name} | {'greedy' if beam == '1' else 'beam ' + beam} | " + " | ".join(cells) + " |")
 PY
 fi

@@ -75,6 +75,7 @@ def eval_captioner_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for metrics.json and predictions.csv "
                                        "(default: <model>/eval-<split>-beam<k>)."),
     cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Frame cache (default: the recipe's)."),
+    skip_spice: bool = typer.Option(False, "--skip-spice", help="Leave out SPICE/SPIDEr (slow Java parser)."),
 ) -> None:
     """Caption a manifest split and score it with the DCASE metrics; prints the table."""
     from audiocap.audio.io import AudioError
@@ -84,7 +85,11 @@ def eval_captioner_cmd(
     from audiocap.metrics.captioning import Evaluator
 
     try:
-        report = evaluate_captioner([model, *ensemble], manifest, split=split, beam=beam, cache_dir=cache_dir)
+        from audiocap.metrics.captioning import ALL_METRICS
+
+        chosen = [m for m in ALL_METRICS if m not in ("spice", "spider")] if skip_spice else None
+        report = evaluate_captioner([model, *ensemble], manifest, split=split, beam=beam, cache_dir=cache_dir,
+                                    metrics=chosen)
     except (AudioError, CheckpointError, ManifestError, ValueError) as exc:
         raise fail(str(exc)) from None
     folder = out or model / f"eval-{split}-beam{beam}"

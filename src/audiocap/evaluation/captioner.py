@@ -18,7 +18,8 @@ from audiocap.captioning import CaptionPipeline, load_captioner
 from audiocap.fileio import atomic_write_text
 
 
-def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, Any]:
+def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]], *,
+                   metrics: Sequence[str] | None = None) -> dict[str, Any]:
     """``{metric: MetricResult}`` from :class:`audiocap.metrics.captioning.Evaluator` (all metrics).
 
     The single adapter between the captioner and :mod:`audiocap.metrics` (coco-caption BLEU,
@@ -27,13 +28,17 @@ def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]
     """
     from audiocap.metrics.captioning import Evaluator
 
-    return Evaluator()(list(candidates), [list(r) for r in references])
+    return Evaluator(metrics)(list(candidates), [list(r) for r in references])
 
 
 def evaluate_captioner(checkpoints: Sequence[str | os.PathLike], manifest: str | os.PathLike, *,
                        split: str = "test", beam: int = 3, cache_dir: str | None = None,
-                       progress: bool = True, tower: Any = None) -> dict[str, Any]:
-    """Caption ``split`` of ``manifest`` and score it; returns metrics, predictions and settings."""
+                       progress: bool = True, tower: Any = None,
+                       metrics: Sequence[str] | None = None) -> dict[str, Any]:
+    """Caption ``split`` of ``manifest`` and score it; returns metrics, predictions and settings.
+
+    ``metrics`` chooses Evaluator metric names (default: all, including the slow Java SPICE).
+    """
     from audiocap.data.manifest import read_manifest
     from audiocap.train.captioner import tower_key
     from audiocap.train.captioner_data import cache_features
@@ -50,10 +55,10 @@ def evaluate_captioner(checkpoints: Sequence[str | os.PathLike], manifest: str |
     hyps = pipe.caption_frames([feats[c.id] for c in clips])
     preds = [pipe.vocab.decode(h.tokens) for h in hyps]
     # the metrics reject empty strings: an empty caption is scored as the word "empty" and counted
-    metrics = score_captions([p or "empty" for p in preds], [c.captions for c in clips])
+    scores = score_captions([p or "empty" for p in preds], [c.captions for c in clips], metrics=metrics)
     rows = [{"id": c.id, "caption": p, "score": round(h.score, 4), "finished": h.finished}
             for c, p, h in zip(clips, preds, hyps)]
-    return {"metrics": metrics, "predictions": rows, "models": [str(c) for c in checkpoints],
+    return {"metrics": scores, "predictions": rows, "models": [str(c) for c in checkpoints],
             "manifest": str(manifest), "split": split, "beam": beam, "clips": len(clips),
             "empty_predictions": sum(not p for p in preds)}
 
