@@ -53,9 +53,29 @@ def load_embedder(model: str | os.PathLike) -> Embedder:
         from audiocap.models.clap import load_clap
     except ImportError:
         raise VectorIndexError(
-            f"{path}: this audiocap build cannot load CLAP checkpoints yet (audiocap.models.clap "
+            f"{path}: this audiocap build cannot load CLAP checkpoints (audiocap.models.clap "
             "missing)") from None
-    return load_clap(path)
+    return ClapEmbedder(load_clap(path))
+
+
+class ClapEmbedder:
+    """Adapts a loaded CLAP model (:func:`audiocap.models.clap.load_clap`) to :class:`Embedder`."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.sample_rate = int(model.sample_rate)
+        cfg = getattr(model, "cfg", None)
+        self.clip_seconds = getattr(cfg, "clip_seconds", None) or DEFAULT_CLIP_SECONDS
+
+    def embed_audio(self, waves: Sequence[np.ndarray]) -> np.ndarray:  # (N, D)
+        from audiocap.embed import embed_audio
+
+        return embed_audio(self.model, list(waves))
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:  # (N, D)
+        from audiocap.embed import embed_text
+
+        return embed_text(self.model, list(texts))
 
 
 def model_fingerprint(model: str | os.PathLike) -> dict[str, Any]:
@@ -210,5 +230,5 @@ def search(
     return index.hits(query, k)[0]
 
 
-__all__ = ["Embedder", "build_index", "collect_sources", "embed_file", "load_embedder",
+__all__ = ["ClapEmbedder", "Embedder", "build_index", "collect_sources", "embed_file", "load_embedder",
            "model_fingerprint", "search"]
