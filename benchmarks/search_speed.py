@@ -73,16 +73,18 @@ def make_database(kind: str, n: int, dim: int, args, rng) -> np.ndarray:
     return x
 
 
-def timed_search(index: VectorIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Search one query at a time; returns rows (Q, k) and per-query latency in ms (Q,)."""
+def timed_search(index: VectorIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Search one query at a time; returns rows (Q, k) and per-query wall-clock and process-CPU
+    latency in ms (Q,), (Q,). On a loaded shared machine the wall clock includes waiting for a
+    core; CPU time is what the query itself costs."""
     rows = np.full((len(queries), k), -1, dtype=np.int64)
-    lat = np.empty(len(queries))
+    lat, cpu = np.empty(len(queries)), np.empty(len(queries))
     for i, q in enumerate(queries):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         _, r = index.search(q[None, :], k)
-        lat[i] = (time.perf_counter() - t) * 1e3
+        lat[i], cpu[i] = (time.perf_counter() - t) * 1e3, (time.process_time() - c) * 1e3
         rows[i, : r.shape[1]] = r[0]
-    return rows, lat
+    return rows, lat, cpu
 
 
 def quality(rows: np.ndarray, truth: np.ndarray, k: int) -> dict[str, float]:
@@ -91,9 +93,10 @@ def quality(rows: np.ndarray, truth: np.ndarray, k: int) -> dict[str, float]:
     return {f"recall@{k}": float(np.mean(overlap)), f"top1_in_top{k}": float(np.mean(top1))}
 
 
-def latency(lat: np.ndarray) -> dict[str, float]:
+def latency(lat: np.ndarray, cpu: np.ndarray) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
-            "mean_ms": float(lat.mean())}
+            "mean_ms": float(lat.mean()), "p50_cpu_ms": float(np.percentile(cpu, 50)),
+            "p99_cpu_ms": float(np.percentile(cpu, 99))}
 
 
 def run_dataset(data: str, args, rng) -> dict:
@@ -112,8 +115,8 @@ def run_dataset(data: str, args, rng) -> dict:
     out = {"data": data, "exact": {"kind": exact.kind, "build_s": time.perf_counter() - t0}}
     truth = {name: exact.search(q, args.k)[1] for name, q in qsets.items()}
     for name, q in qsets.items():
-        _, lat = timed_search(exact, q[: args.exact_queries], args.k)
-        out["exact"][name] = latency(lat) | {"queries": len(lat)}
+        _, lat, cpu = timed_search(exact, q[: args.exact_queries], args.k)
+        out["exact"][name] = latency(lat, cpu) | {"queries": len(lat)}
         print(f"[{data}] exact {name}: {out['exact'][name]}", flush=True)
     del exact
 
@@ -132,16 +135,15 @@ def run_dataset(data: str, args, rng) -> dict:
                    "params": {"nlist": index.params.ivf_nlist, "nprobe": value} if kind == "ivf"
                    else {"M": args.hnsw_m, "efConstruction": args.ef_construction, "efSearch": value}}
             for name, q in qsets.items():
-                rows, lat = timed_search(index, q, args.k)
-                row[name] = latency(lat) | quality(rows, truth[name], args.k)
+                rows, lat, cpu = timed_search(index, q, args.k)
+                row[name] = latency(lat, cpu) | quality(rows, truth[name], args.k)
             print(f"[{data}] {row}", flush=True)
             out["approximate"].append(row)
         del index
-    out["goal_met"] = {
-        name: [r["params"] for r in out["approximate"] if name in r
-               and r[name]["p50_ms"] <= 5.0 and r[name][f"recall@{args.k}"] >= 0.95]
-        for name in qsets
-    }
+    for clock in ("p50_ms", "p50_cpu_ms"):  # goal: p50 <= 5 ms with recall@10 >= 0.95
+        out[f"goal_met_{clock}"] = {
+            name: [r["params"] for r in out["approximate"] if r[name][clock] <= 5.0
+                   and r[name][f"recall@{args.k}"] >= 0.95] for name in qsets}
     return out
 
 
@@ -164,11 +166,14 @@ def main() -> None:
     ap.add_argument("--ef-construction", type=int, default=64)
     ap.add_argument("--ef-search", type=int, nargs="+", default=[32, 64, 128, 256, 512])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="faiss OpenMP threads (default: all)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "search_speed.json")
     args = ap.parse_args()
 
     import faiss
 
+    if args.threads:
+        faiss.omp_set_num_threads(args.threads)
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent).stdout.strip()
