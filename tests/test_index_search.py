@@ -180,6 +180,15 @@ def test_cli_build_and_search(collection, tmp_path, monkeypatch):
     assert res.exit_code == 2 and "exactly one" in res.output
 
 
+def test_cli_errors_are_clear(collection, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["index", "build", str(collection), "--model", str(tmp_path / "nope"),
+                              "--out", str(tmp_path / "idx")])
+    assert res.exit_code == 2 and "error:" in res.output and "model not found" in res.output
+    res = runner.invoke(app, ["search", "a dog", "--index", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "no index.json" in res.output  # an uncaught error would exit 1
+
+
 def test_cli_help():
     runner = CliRunner()
     for cmd, word in ((["index", "build", "--help"], "--out"), (["search", "--help"], "--audio"),

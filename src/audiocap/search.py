@@ -82,6 +82,8 @@ def model_fingerprint(model: str | os.PathLike) -> dict[str, Any]:
     """``{"path", "sha256"}`` of a checkpoint: hash of ``model.safetensors`` (folder) or the file."""
     path = Path(model).resolve()
     target = path / "model.safetensors" if path.is_dir() else path
+    if not target.is_file():
+        raise VectorIndexError(f"{target}: missing; pass a CLAP checkpoint folder with --model")
     digest = hashlib.sha256()
     with open(target, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -153,7 +155,7 @@ def build_index(
     from audiocap.audio.io import AudioError
 
     if isinstance(model, (str, os.PathLike)):
-        info, embedder = model_fingerprint(model), load_embedder(model)
+        embedder, info = load_embedder(model), model_fingerprint(model)
     else:
         info, embedder = dict(getattr(model, "describe", lambda: {})()), model
     info["sample_rate"] = int(embedder.sample_rate)

@@ -35,7 +35,7 @@ def build(
     averaged, so each file is one entry. Unreadable or corrupt files are skipped and listed
     (on screen and in OUT/report.json); the build fails only if no file is readable.
     """
-    from audiocap.index import IndexParams, VectorIndexError
+    from audiocap.index import IndexParams
     from audiocap.search import build_index
 
     if kind not in ("ivf", "hnsw"):
@@ -44,7 +44,7 @@ def build(
                          hnsw_m=hnsw_m, hnsw_ef_search=ef_search)
     try:
         index, report = build_index(source, model, out, params=params)
-    except (VectorIndexError, ValueError) as exc:  # ValueError covers ManifestError
+    except ValueError as exc:  # VectorIndexError, ManifestError, CheckpointError
         raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -76,8 +76,7 @@ def search_cmd(
     Scores are cosine similarities between the query embedding and each file's embedding. The
     query is embedded with the model recorded in the index unless --model is given.
     """
-    from audiocap.audio.io import AudioError
-    from audiocap.index import VectorIndex, VectorIndexError
+    from audiocap.index import VectorIndex
     from audiocap.search import search
 
     if (query is None) == (audio is None):
@@ -86,7 +85,7 @@ def search_cmd(
         idx = VectorIndex.load(index)
         idx.set_search_params(nprobe=nprobe, ef_search=ef_search)
         hits = search(idx, text=query, audio=audio, k=k, model=model)
-    except (VectorIndexError, AudioError) as exc:
+    except ValueError as exc:  # VectorIndexError, AudioError, CheckpointError
         raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(hits, ensure_ascii=False, indent=2))
