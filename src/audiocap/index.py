@@ -75,15 +75,21 @@ class IndexParams:
 
 
 def normalize_rows(x: np.ndarray, *, what: str = "vectors") -> np.ndarray:
-    """Return a C-contiguous float32 copy of ``x`` (N, D) with unit L2 rows; rejects zero/NaN rows."""
-    x = np.asarray(x, dtype=np.float32)
+    """Return ``x`` (N, D) as C-contiguous float32 with unit L2 rows; rejects zero/NaN rows.
+
+    Rows already of unit norm (within 1e-4) are passed through without copying, so a 1M x 512
+    matrix from a CLAP model is not duplicated in memory.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2:
         raise VectorIndexError(f"{what} must be a 2-D array (N, D), got shape {x.shape}")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)  # (N, 1)
-    bad = ~np.isfinite(norms[:, 0]) | (norms[:, 0] == 0)
+    norms = np.sqrt(np.einsum("nd,nd->n", x, x, dtype=np.float64))  # (N,) without an (N, D) temporary
+    bad = ~np.isfinite(norms) | (norms == 0)
     if bad.any():
         raise VectorIndexError(f"{what}: row(s) {np.flatnonzero(bad)[:5].tolist()} are zero or not finite")
-    return np.ascontiguousarray(x / norms, dtype=np.float32)
+    if np.all(np.abs(norms - 1.0) < 1e-4):  # already unit rows (CLAP output): no copy of a big matrix
+        return x
+    return (x / norms[:, None].astype(np.float32)).astype(np.float32, copy=False)
 
 
 def _faiss():
