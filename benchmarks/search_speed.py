@@ -2,8 +2,8 @@
 
 Measures what ``audiocap search`` does per query (``VectorIndex.search`` on one query vector):
 build time, p50/p99 single-query latency and recall against exact search, for the exact
-``IndexFlatIP`` and for the approximate index (IVF-Flat swept over ``nprobe``, optionally
-HNSW swept over ``efSearch``). Writes JSON.
+``IndexFlatIP`` and for the approximate indexes of ``--kinds``: IVF-Flat swept over ``nprobe``,
+HNSW over ``efSearch``, PQ fast-scan + exact re-rank ("pqfs") over the re-rank factor. Writes JSON.
 
 Databases (``--data``):
   uniform    N i.i.d. uniform unit vectors (Gaussian rows, L2-normalized). Every point is
@@ -124,17 +124,19 @@ def run_dataset(data: str, args, rng, save) -> dict:
     out["approximate"] = []
     for kind in args.kinds:
         params = IndexParams(exact_below=0, kind=kind, ivf_nlist=args.nlist, hnsw_m=args.hnsw_m,
-                             hnsw_ef_construction=args.ef_construction)
+                             hnsw_ef_construction=args.ef_construction, pq_m=args.pq_m)
         t0 = time.perf_counter()
         index = VectorIndex.build(x, items, params=params)
         build_s = time.perf_counter() - t0
         print(f"[{data}] {kind} built in {build_s:.1f}s ({index.params})", flush=True)
-        sweep = args.nprobe if kind == "ivf" else args.ef_search
+        knob, sweep, fixed = {
+            "ivf": ("nprobe", args.nprobe, {"nlist": index.params.ivf_nlist}),
+            "hnsw": ("ef_search", args.ef_search, {"M": args.hnsw_m, "efConstruction": args.ef_construction}),
+            "pqfs": ("refine", args.refine, {"pq_m": index.params.pq_m, "nbits": 4}),
+        }[kind]
         for value in sweep:
-            index.set_search_params(**({"nprobe": value} if kind == "ivf" else {"ef_search": value}))
-            row = {"kind": kind, "build_s": build_s,
-                   "params": {"nlist": index.params.ivf_nlist, "nprobe": value} if kind == "ivf"
-                   else {"M": args.hnsw_m, "efConstruction": args.ef_construction, "efSearch": value}}
+            index.set_search_params(**{knob: value})
+            row = {"kind": kind, "build_s": build_s, "params": fixed | {knob: value}}
             for name, q in qsets.items():
                 rows, lat, cpu = timed_search(index, q, args.k)
                 row[name] = latency(lat, cpu) | quality(rows, truth[name], args.k)
@@ -161,12 +163,15 @@ def main() -> None:
     ap.add_argument("--query-cos", type=float, default=0.7, help="cosine of a noisy query to its source")
     ap.add_argument("--cluster-size", type=int, default=100)
     ap.add_argument("--cluster-cos", type=float, default=0.7, help="cosine of a member to its centre")
-    ap.add_argument("--kinds", nargs="+", default=["ivf"], choices=["ivf", "hnsw"])
+    ap.add_argument("--kinds", nargs="+", default=["ivf"], choices=["ivf", "hnsw", "pqfs"])
     ap.add_argument("--nlist", type=int, default=None, help="IVF cells (default sqrt(N))")
     ap.add_argument("--nprobe", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128])
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--ef-construction", type=int, default=64)
     ap.add_argument("--ef-search", type=int, nargs="+", default=[32, 64, 128, 256, 512])
+    ap.add_argument("--pq-m", type=int, default=None, help="PQ sub-quantizers (default dim/4)")
+    ap.add_argument("--refine", type=int, nargs="+", default=[50, 100, 200, 400, 800],
+                    help="pqfs: re-rank k*refine candidates exactly")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="faiss OpenMP threads (default: all)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "search_speed.json")

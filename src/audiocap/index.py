@@ -11,8 +11,14 @@ search over unit vectors. :class:`VectorIndex` picks the faiss structure by size
   cells, ``nprobe`` of them scanned per query; Jégou et al., "Product quantization for
   nearest neighbor search", 2011, the IVF part), or ``"hnsw"`` (Malkov & Yashunin,
   "Efficient and robust approximate nearest neighbor search using Hierarchical Navigable
-  Small World graphs", 2018) with ``M`` links per node and ``efSearch`` candidates.
-  Both store the full float32 vectors and re-rank by the exact inner product.
+  Small World graphs", 2018) with ``M`` links per node and ``efSearch`` candidates, or
+  ``"pqfs"``: a full scan of 4-bit product-quantization codes with SIMD look-up tables
+  (André et al., "Cache locality is not enough: high-performance nearest neighbor search with
+  product quantization fast scan", VLDB 2015; Jégou et al. 2011 for PQ) whose best
+  ``k * pq_refine`` candidates are re-ranked by the exact inner product. On high-dimensional
+  data without cluster structure, where IVF and HNSW must visit most of the collection, the
+  cheap full scan is the fastest route to high recall (benchmarks/search_speed.py).
+  All three keep the full float32 vectors, so returned scores are exact inner products.
 
 Persisted format (a folder; loading reads a faiss binary file and JSON, never a pickle):
 
@@ -20,7 +26,7 @@ Persisted format (a folder; loading reads a faiss binary file and JSON, never a 
 
     {"format": "audiocap-index", "version": 1,
      "dim": 512, "count": 1234, "metric": "inner_product",
-     "kind": "flat" | "ivf" | "hnsw",          # what the faiss file holds
+     "kind": "flat" | "ivf" | "hnsw" | "pqfs", # what the faiss file holds
      "params": {...IndexParams...},
      "faiss_file": "vectors-<token>.faiss",    # the faiss.write_index file beside it
      "model": {...} | null,                    # which model built it (path, sha256, ...)
@@ -39,6 +45,7 @@ import json
 import math
 import os
 import secrets
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -59,18 +66,22 @@ class IndexParams:
     """How to index: exact below ``exact_below`` rows, else the approximate ``kind``.
 
     ``ivf_nlist`` defaults to ``round(sqrt(n))`` cells, trained on at most
-    ``ivf_train_per_list * nlist`` sampled rows; ``ivf_nprobe`` and ``hnsw_ef_search`` are
-    search-time knobs that can be changed after loading (:meth:`VectorIndex.set_search_params`).
+    ``ivf_train_per_list * nlist`` sampled rows; ``pq_m`` defaults to ``dim // 4`` sub-quantizers
+    trained on at most ``pq_train`` rows. ``ivf_nprobe``, ``hnsw_ef_search`` and ``pq_refine``
+    are search-time knobs that can be changed after loading (:meth:`VectorIndex.set_search_params`).
     """
 
     exact_below: int = 50_000
-    kind: Literal["ivf", "hnsw"] = "ivf"
+    kind: Literal["ivf", "hnsw", "pqfs"] = "ivf"
     ivf_nlist: int | None = None
     ivf_nprobe: int = 32
     ivf_train_per_list: int = 64
     hnsw_m: int = 32
     hnsw_ef_construction: int = 64
     hnsw_ef_search: int = 256
+    pq_m: int | None = None
+    pq_train: int = 65_536
+    pq_refine: int = 200
     seed: int = 0
 
 
@@ -96,6 +107,32 @@ def _faiss():
     import faiss  # imported lazily: it pulls OpenMP and is only needed here
 
     return faiss
+
+
+def _sample(x: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """At most ``size`` rows of ``x`` (N, D), drawn without replacement, in their original order."""
+    if size >= len(x):
+        return x
+    return x[np.sort(np.random.default_rng(seed).choice(len(x), size, replace=False))]
+
+
+def _trained(x: np.ndarray, kind: str, params: IndexParams) -> tuple[Any, IndexParams]:
+    """An empty, trained IVF-Flat or PQ-fast-scan+refine index for ``x`` (N, D); resolved params."""
+    faiss, (n, dim) = _faiss(), x.shape
+    if kind == "ivf":
+        nlist = min(n, params.ivf_nlist or max(1, round(math.sqrt(n))))
+        params = IndexParams(**{**asdict(params), "ivf_nlist": nlist})
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = params.seed
+        index.train(_sample(x, max(nlist, params.ivf_train_per_list * nlist), params.seed))
+        return index, params
+    pq_m = params.pq_m or max(1, dim // 4)
+    if dim % pq_m:
+        raise VectorIndexError(f"pq_m={pq_m} must divide the dimension {dim}")
+    params = IndexParams(**{**asdict(params), "pq_m": pq_m})
+    index = faiss.index_factory(dim, f"PQ{pq_m}x4fs,RFlat", faiss.METRIC_INNER_PRODUCT)
+    index.train(_sample(x, max(256, params.pq_train), params.seed))
+    return index, params
 
 
 @dataclass
@@ -132,10 +169,10 @@ class VectorIndex:
         """Index ``vectors`` (N, D), row i described by ``items[i]`` (needs a unique ``id``).
 
         Rows are L2-normalized on the way in so inner product equals cosine similarity. Uses
-        ``IndexFlatIP`` when N < ``params.exact_below``, else IVF-Flat or HNSW-Flat with the
-        inner-product metric (see the module docstring for the papers).
+        ``IndexFlatIP`` when N < ``params.exact_below``, else IVF-Flat, HNSW-Flat or PQ fast-scan
+        with exact re-ranking, all with the inner-product metric (module docstring: the papers).
         """
-        faiss, params = _faiss(), params or IndexParams()
+        faiss, params = _faiss(), IndexParams(**asdict(params or IndexParams()))
         if len(items) != len(vectors):
             raise VectorIndexError(f"{len(vectors)} vectors but {len(items)} item records")
         if len(items) == 0:
@@ -144,40 +181,37 @@ class VectorIndex:
         if any(not i for i in ids):
             raise VectorIndexError("every item needs a non-empty 'id'")
         if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
+            dup = Counter(ids).most_common(1)[0][0]
             raise VectorIndexError(f"duplicate item id {dup!r}; ids must be unique")
         x = normalize_rows(vectors)  # (N, D)
         n, dim = x.shape
         kind = "flat" if n < params.exact_below else params.kind
         if kind == "flat":
             index = faiss.IndexFlatIP(dim)
-        elif kind == "ivf":
-            nlist = params.ivf_nlist or max(1, round(math.sqrt(n)))
-            nlist = min(nlist, n)
-            params = IndexParams(**{**asdict(params), "ivf_nlist": nlist})
-            quantizer = faiss.IndexFlatIP(dim)
-            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            index.cp.seed = params.seed
-            rng = np.random.default_rng(params.seed)
-            n_train = min(n, max(nlist, params.ivf_train_per_list * nlist))
-            train = x if n_train == n else x[np.sort(rng.choice(n, n_train, replace=False))]
-            index.train(train)
+        elif kind in ("ivf", "pqfs"):
+            index, params = _trained(x, kind, params)
         elif kind == "hnsw":
             index = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = params.hnsw_ef_construction
         else:
-            raise VectorIndexError(f"unknown index kind {kind!r}; use 'ivf' or 'hnsw'")
+            raise VectorIndexError(f"unknown index kind {kind!r}; use 'ivf', 'hnsw' or 'pqfs'")
         index.add(x)
         out = cls(index, [dict(it, id=i) for it, i in zip(items, ids)], kind, params, model)
         out.set_search_params()
         return out
 
-    def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
-        """Set the speed/recall knob of an approximate index (IVF ``nprobe``, HNSW ``efSearch``)."""
+    def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None,
+                          refine: int | None = None) -> None:
+        """Set the speed/recall knob of an approximate index: IVF ``nprobe``, HNSW ``efSearch``,
+        or the PQ re-rank factor ``refine`` (``k * refine`` candidates get exact scores)."""
         if nprobe is not None:
             self.params.ivf_nprobe = int(nprobe)
         if ef_search is not None:
             self.params.hnsw_ef_search = int(ef_search)
+        if refine is not None:
+            self.params.pq_refine = int(refine)
+        if self.kind == "pqfs":
+            self.faiss_index.k_factor = float(self.params.pq_refine)
         if self.kind == "ivf":
             self.faiss_index.nprobe = min(self.params.ivf_nprobe, self.faiss_index.nlist)
         elif self.kind == "hnsw":

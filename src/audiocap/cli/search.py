@@ -22,11 +22,14 @@ def build(
                              "+ report.json)."),
     exact_below: int = typer.Option(50_000, help="Use exact search (faiss IndexFlatIP) below this "
                                     "many files, an approximate index above it."),
-    kind: str = typer.Option("ivf", help="Approximate index: 'ivf' (IVF-Flat) or 'hnsw'."),
+    kind: str = typer.Option("ivf", help="Approximate index: 'ivf' (IVF-Flat), 'hnsw', or 'pqfs' "
+                             "(4-bit PQ fast scan + exact re-rank)."),
     nlist: Optional[int] = typer.Option(None, help="IVF cells (default: sqrt of the file count)."),
     nprobe: int = typer.Option(32, help="IVF cells scanned per query (speed/recall knob)."),
     hnsw_m: int = typer.Option(32, help="HNSW links per node."),
     ef_search: int = typer.Option(256, help="HNSW candidates per query (speed/recall knob)."),
+    refine: int = typer.Option(200, help="pqfs: k*refine candidates re-ranked exactly (speed/recall "
+                               "knob)."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Embed every audio file of SOURCE with the model and save a searchable index to --out.
@@ -38,10 +41,10 @@ def build(
     from audiocap.index import IndexParams
     from audiocap.search import build_index
 
-    if kind not in ("ivf", "hnsw"):
-        raise fail(f"--kind must be 'ivf' or 'hnsw', got {kind!r}")
+    if kind not in ("ivf", "hnsw", "pqfs"):
+        raise fail(f"--kind must be 'ivf', 'hnsw' or 'pqfs', got {kind!r}")
     params = IndexParams(exact_below=exact_below, kind=kind, ivf_nlist=nlist, ivf_nprobe=nprobe,
-                         hnsw_m=hnsw_m, hnsw_ef_search=ef_search)
+                         hnsw_m=hnsw_m, hnsw_ef_search=ef_search, pq_refine=refine)
     try:
         index, report = build_index(source, model, out, params=params)
     except ValueError as exc:  # VectorIndexError, ManifestError, CheckpointError
@@ -69,6 +72,7 @@ def search_cmd(
                                          "(default: the model that built the index)."),
     nprobe: Optional[int] = typer.Option(None, help="Override IVF cells scanned per query."),
     ef_search: Optional[int] = typer.Option(None, help="Override HNSW candidates per query."),
+    refine: Optional[int] = typer.Option(None, help="Override the pqfs re-rank factor."),
     as_json: bool = typer.Option(False, "--json", help="Print results as one JSON list."),
 ) -> None:
     """Print the indexed files that best match a text QUERY or an --audio file, with scores.
@@ -83,7 +87,7 @@ def search_cmd(
         raise fail("give either a text QUERY or --audio FILE (exactly one)")
     try:
         idx = VectorIndex.load(index)
-        idx.set_search_params(nprobe=nprobe, ef_search=ef_search)
+        idx.set_search_params(nprobe=nprobe, ef_search=ef_search, refine=refine)
         hits = search(idx, text=query, audio=audio, k=k, model=model)
     except ValueError as exc:  # VectorIndexError, AudioError, CheckpointError
         raise fail(str(exc)) from None
