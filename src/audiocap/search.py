@@ -64,8 +64,9 @@ class ClapEmbedder:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.sample_rate = int(model.sample_rate)
-        cfg = getattr(model, "cfg", None)
-        self.clip_seconds = getattr(cfg, "clip_seconds", None) or DEFAULT_CLIP_SECONDS
+        self.clip_seconds = (getattr(model, "clip_seconds", None)
+                             or getattr(getattr(model, "cfg", None), "clip_seconds", None)
+                             or DEFAULT_CLIP_SECONDS)
 
     def embed_audio(self, waves: Sequence[np.ndarray]) -> np.ndarray:  # (N, D)
         from audiocap.embed import embed_audio
@@ -113,17 +114,16 @@ def collect_sources(source: str | os.PathLike) -> list[dict[str, Any]]:
     raise VectorIndexError(f"{src}: not a folder or a .jsonl manifest")
 
 
-def embed_file(embedder: Embedder, path: str | os.PathLike | bytes, *, name: str | None = None
-               ) -> tuple[np.ndarray, float, int]:
-    """Embed one audio file as the normalized mean of its window embeddings (module docstring).
+def embed_wave(embedder: Embedder, wave: np.ndarray) -> tuple[np.ndarray, int]:
+    """Embed a mono waveform (N,) at the embedder's rate: whole if no longer than its clip length,
+    else the normalized mean of back-to-back window embeddings (module docstring).
 
-    Returns ``(vector (D,), duration_seconds, n_windows)``; raises ``AudioError`` for an
-    unusable file.
+    Returns ``(vector (D,), n_windows)``. Indexing and audio queries (CLI, API, service) all
+    embed through here, so a file queried against itself scores 1.
     """
-    from audiocap.audio.io import load_audio, split_windows
+    from audiocap.audio.io import split_windows
 
     sr = int(embedder.sample_rate)
-    wave = load_audio(path, sr=sr, name=name)  # (N,)
     clip = float(getattr(embedder, "clip_seconds", None) or DEFAULT_CLIP_SECONDS)
     if wave.shape[0] <= round(clip * sr):
         windows: Sequence[np.ndarray] = [wave]
@@ -132,7 +132,20 @@ def embed_file(embedder: Embedder, path: str | os.PathLike | bytes, *, name: str
     embs = np.asarray(embedder.embed_audio(windows), dtype=np.float32)  # (W, D)
     if embs.ndim != 2 or embs.shape[0] != len(windows):
         raise VectorIndexError(f"embed_audio returned shape {embs.shape} for {len(windows)} window(s)")
-    return normalize_rows(embs.mean(axis=0, keepdims=True))[0], wave.shape[0] / sr, len(windows)
+    return normalize_rows(embs.mean(axis=0, keepdims=True))[0], len(windows)
+
+
+def embed_file(embedder: Embedder, path: str | os.PathLike | bytes, *, name: str | None = None
+               ) -> tuple[np.ndarray, float, int]:
+    """Decode one audio file and :func:`embed_wave` it: ``(vector (D,), seconds, n_windows)``.
+
+    Raises ``AudioError`` for an unusable file.
+    """
+    from audiocap.audio.io import load_audio
+
+    wave = load_audio(path, sr=int(embedder.sample_rate), name=name)  # (N,)
+    vec, n_windows = embed_wave(embedder, wave)
+    return vec, wave.shape[0] / int(embedder.sample_rate), n_windows
 
 
 def build_index(
@@ -232,5 +245,6 @@ def search(
     return index.hits(query, k)[0]
 
 
-__all__ = ["ClapEmbedder", "Embedder", "build_index", "collect_sources", "embed_file", "load_embedder",
+__all__ = ["ClapEmbedder", "Embedder", "build_index", "collect_sources", "embed_file", "embed_wave",
+           "load_embedder",
            "model_fingerprint", "search"]
