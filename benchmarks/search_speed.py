@@ -151,6 +151,27 @@ def run_dataset(data: str, args, rng, save) -> dict:
     return out
 
 
+def markdown(result: dict) -> str:
+    """Tables of a result JSON for docs/results.md (numbers as written, rounded for reading)."""
+    lines, k = [], result["config"]["k"]
+    for ds in result["datasets"]:
+        qsets = [q for q in ("noisy", "random") if q in ds["exact"]]
+        lines += [f"**{ds['data']}** database, exact IndexFlatIP: build {ds['exact']['build_s']:.1f} s; "
+                  + "; ".join(f"{q} queries p50 {ds['exact'][q]['p50_ms']:.0f} ms wall / "
+                              f"{ds['exact'][q]['p50_cpu_ms']:.0f} ms CPU" for q in qsets), "",
+                  "| index | params | build s | " + " | ".join(
+                      f"{q}: p50 ms (CPU) | {q}: p99 ms | {q}: recall@{k} | {q}: top1 in top{k}"
+                      for q in qsets) + " |",
+                  "|---|---|---:|" + "---:|" * (4 * len(qsets))]
+        for r in ds["approximate"]:
+            cells = [f"{r[q]['p50_ms']:.2f} ({r[q]['p50_cpu_ms']:.2f}) | {r[q]['p99_ms']:.1f} | "
+                     f"{r[q][f'recall@{k}']:.3f} | {r[q][f'top1_in_top{k}']:.3f}" for q in qsets]
+            params = ", ".join(f"{a}={b}" for a, b in r["params"].items())
+            lines.append(f"| {r['kind']} | {params} | {r['build_s']:.0f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000, help="database size")
@@ -175,7 +196,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="faiss OpenMP threads (default: all)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "search_speed.json")
+    ap.add_argument("--markdown", type=Path, default=None,
+                    help="print the tables of an existing result JSON and exit (no benchmark)")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return
 
     import faiss
 
