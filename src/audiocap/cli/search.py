@@ -22,13 +22,13 @@ def build(
                              "+ report.json)."),
     exact_below: int = typer.Option(50_000, help="Use exact search (faiss IndexFlatIP) below this "
                                     "many files, an approximate index above it."),
-    kind: str = typer.Option("ivf", help="Approximate index: 'ivf' (IVF-Flat), 'hnsw', or 'pqfs' "
-                             "(4-bit PQ fast scan + exact re-rank)."),
+    kind: str = typer.Option("pqfs", help="Approximate index: 'pqfs' (4-bit PQ fast scan + exact "
+                             "re-rank), 'ivf' (IVF-Flat) or 'hnsw'."),
     nlist: Optional[int] = typer.Option(None, help="IVF cells (default: sqrt of the file count)."),
     nprobe: int = typer.Option(32, help="IVF cells scanned per query (speed/recall knob)."),
     hnsw_m: int = typer.Option(32, help="HNSW links per node."),
     ef_search: int = typer.Option(256, help="HNSW candidates per query (speed/recall knob)."),
-    refine: int = typer.Option(200, help="pqfs: k*refine candidates re-ranked exactly (speed/recall "
+    refine: int = typer.Option(400, help="pqfs: k*refine candidates re-ranked exactly (speed/recall "
                                "knob)."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
