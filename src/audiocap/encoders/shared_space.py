@@ -19,11 +19,10 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 TextEmbedder = Callable[[list[str]], torch.Tensor]
-AudioEmbedder = Callable[[np.ndarray, int], torch.Tensor]
+AudioEmbedder = Callable[[list], torch.Tensor]
 
 
 class SpaceError(ValueError):
@@ -49,25 +48,25 @@ def text_embedder(spec: str) -> TextEmbedder:
 
         return lambda texts: sentence_embeddings(list(texts))
     if spec.startswith("clap:"):
+        from audiocap.embed import embed_text
+
         model = _clap(spec[5:])
-        return lambda texts: torch.as_tensor(model.embed_text(list(texts))).float()
+        return lambda texts: torch.from_numpy(embed_text(model, list(texts))).float()
     raise SpaceError(f"unknown embedding space '{spec}'; use 'minilm' or 'clap:CHECKPOINT_FOLDER'")
 
 
 def audio_embedder(spec: str) -> AudioEmbedder:
-    """Return ``(wave, sr) -> (1, D)`` L2-normalized audio embedding of the space ``spec``.
+    """Return ``items -> (N, D)`` L2-normalized audio embeddings of the space ``spec``.
 
-    Only CLAP spaces have an audio tower; WSAC feeds this embedding (or its nearest text
-    memory, NND, or its projection onto the memory) to the text-trained decoder.
+    ``items`` are audio file paths or mono waveforms at the model's rate. Only CLAP spaces
+    have an audio tower; WSAC feeds this embedding (or its nearest text memory, NND, or its
+    projection onto the memory) to the text-trained decoder (Kouzelis & Katsouros, 2023).
     """
     if spec.startswith("clap:"):
+        from audiocap.embed import embed_audio
+
         model = _clap(spec[5:])
-
-        def embed(wave: np.ndarray, sr: int) -> torch.Tensor:
-            emb = torch.as_tensor(model.embed_audio(wave, sr=sr)).float().reshape(1, -1)
-            return torch.nn.functional.normalize(emb, dim=-1)
-
-        return embed
+        return lambda items: torch.from_numpy(embed_audio(model, list(items))).float()
     raise SpaceError(
         f"embedding space '{spec}' has no audio tower; train WSAC with --space clap:CHECKPOINT_FOLDER "
         "to caption audio"

@@ -53,6 +53,7 @@ class PrefixDecoder(nn.Module):
         self.head = nn.Linear(d, cfg.vocab_size, bias=False)
         self.head.weight = self.tok_emb.weight  # tied input/output word embeddings
         nn.init.normal_(self.pos_emb, std=0.02)
+        nn.init.normal_(self.tok_emb.weight, std=0.02)  # GPT-2 init; N(0, 1) makes tied logits huge
 
     def prefix(self, emb: torch.Tensor) -> torch.Tensor:
         """Map joint-space embeddings (B, E) to prefixes (B, P, D)."""

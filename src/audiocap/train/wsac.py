@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -152,7 +153,6 @@ def load_caption_embeddings(path: str, split: str | None, recipe: DataRecipe):
 
 def estimate_shift(gap: GapRecipe, space: str) -> torch.Tensor:
     """Δgap from up to ``gap.paired_clips`` clips of a manifest: mean audio − mean caption embedding."""
-    from audiocap.audio.io import load_audio
     from audiocap.data.manifest import audio_path, read_manifest
     from audiocap.encoders.shared_space import audio_embedder, text_embedder
     from audiocap.models.modality_gap import estimate_gap
@@ -164,13 +164,10 @@ def estimate_shift(gap: GapRecipe, space: str) -> torch.Tensor:
     if not clips:
         raise ValueError(f"{gap.paired_manifest}: no clips with captions in split '{gap.paired_split}'")
     embed_audio, embed_text = audio_embedder(space), text_embedder(space)
-    audio = torch.cat([embed_audio(load_audio(audio_path(gap.paired_manifest, c), sr=SR_FOR_GAP), SR_FOR_GAP)
-                       for c in clips])
+    audio = embed_audio([audio_path(gap.paired_manifest, c) for c in clips])  # (N, D)
     text = embed_text([cap for c in clips for cap in c.captions])
     return estimate_gap(audio, text)
 
-
-SR_FOR_GAP = 44100
 
 
 def train_wsac(recipe: WSACRecipe, out_dir: str | Path, *, progress: bool = True) -> Path:
@@ -210,7 +207,8 @@ def train_wsac(recipe: WSACRecipe, out_dir: str | Path, *, progress: bool = True
                         renormalize=g.renormalize)
     trainer = L.Trainer(max_epochs=o.epochs, accelerator="auto", devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
-                        gradient_clip_val=1.0, num_sanity_val_steps=0)
+                        gradient_clip_val=1.0, num_sanity_val_steps=0,
+                        callbacks=[TQDMProgressBar(refresh_rate=20)] if progress else None)
     trainer.fit(module, train_dl, val_dl)
 
     state = {f"model.{k}": v.clone() for k, v in module.model.state_dict().items()}  # untie for safetensors
