@@ -27,6 +27,7 @@ from audiocap.data.caption_files import read_caption_groups  # noqa: E402
 from audiocap.decoding.wsac import load_wsac  # noqa: E402
 from audiocap.encoders.shared_space import cached_text_embeddings  # noqa: E402
 from audiocap.fileio import atomic_write_json  # noqa: E402
+from audiocap.text.wsac_vocab import words  # noqa: E402
 
 
 def main() -> None:
@@ -51,8 +52,7 @@ def main() -> None:
     secs = time.time() - t0
     others = score_captions(cands, [g.captions[1:] for g in groups])
     all5 = score_captions(cands, [g.captions for g in groups])
-    exact = sum(c == " ".join(g.captions[0].lower().replace(".", "").replace(",", "").split())
-                for c, g in zip(cands, groups))
+    exact = sum(c == " ".join(words(g.captions[0])) for c, g in zip(cands, groups))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     report = {
         "model": args.model, "captions": args.captions, "clips": len(groups), "beam": args.beam,

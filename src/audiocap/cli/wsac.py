@@ -49,6 +49,8 @@ def train_wsac_cmd(
         raise fail(str(exc)) from None
     if not rec.data.captions:
         raise fail("no training captions: pass --captions FILE (Clotho/AudioCaps CSV or manifest)")
+    if not Path(rec.data.captions).is_file():
+        raise fail(f"{rec.data.captions}: caption file not found")
     from audiocap.train.wsac import train_wsac
 
     try:

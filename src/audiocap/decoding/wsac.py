@@ -99,6 +99,38 @@ def decoder_input(
     raise ValueError(f"unknown strategy '{strategy}'; use one of {', '.join(STRATEGIES)}")
 
 
+class PrefixScorer:
+    """Step-wise next-word log-probabilities of a :class:`PrefixDecoder` for a search routine.
+
+    State = (embeddings (N, E), tokens so far (N, t)); each step re-runs the short causal
+    Transformer over the whole prefix (captions are < 32 tokens, so no key/value cache).
+    """
+
+    def __init__(self, model: PrefixDecoder, *, bos_id: int = 1, eos_id: int = 2, pad_id: int = 0) -> None:
+        self.model = model.eval()
+        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def start(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Initial state for embeddings (B, E): no tokens yet."""
+        return emb.to(self.device), torch.zeros(emb.shape[0], 0, dtype=torch.long, device=self.device)
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor, state):
+        """Append one token per row (N,) -> log-probabilities (N, V) of the next one, new state."""
+        emb, seq = state
+        seq = torch.cat([seq, tokens.to(seq.device)[:, None]], dim=1)  # (N, t+1)
+        return self.model(emb, seq)[:, -1].float().log_softmax(-1), (emb, seq)
+
+    def select(self, state, index: torch.Tensor):
+        """Keep/reorder/duplicate rows of the state."""
+        emb, seq = state
+        return emb[index], seq[index]
+
+
 @torch.no_grad()
 def beam_decode(
     model: PrefixDecoder, emb: torch.Tensor, *, bos: int, eos: int, beam: int = 3, max_len: int = 30
@@ -154,7 +186,8 @@ class WSAC:
         out: list[str] = []
         dev = next(self.model.parameters()).device
         for i in range(0, emb.shape[0], batch_size):
-            x = decoder_input(emb[i : i + batch_size].to(dev).float(), strategy, memory=self.memory, tau=tau, k=k)
+            x = decoder_input(emb[i : i + batch_size].float().cpu(), strategy, memory=self.memory, tau=tau, k=k)
+            x = x.to(dev)
             ids = beam_decode(self.model, x, bos=BOS, eos=EOS, beam=beam, max_len=self.model.cfg.max_len)
             out.extend(self.vocab.decode(seq) for seq in ids)
         return out
