@@ -8,7 +8,8 @@ faiss, Java bridges) happen inside the commands so that ``--help`` stays fast.
 from __future__ import annotations
 
 from audiocap.cli import audio as _audio  # noqa: F401  (registers commands)
-from audiocap.cli import wsac as _wsac  # noqa: F401
+from audiocap.cli import data as _data  # noqa: F401
+from audiocap.cli import demo as _demo  # noqa: F401
 from audiocap.cli.apps import app
 
 

@@ -28,27 +28,30 @@ class CaptionGroup:
 
 
 def _read_csv(path: Path) -> list[CaptionGroup]:
+    from audiocap.data import audiocaps, clotho
+    from audiocap.data.importing import ImportReport, clean_caption, read_csv
+
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        if "file_name" in header and "caption_1" in header:
-            cols = sorted((c for c in header if c.startswith("caption_")), key=lambda c: int(c[8:]))
-            groups = []
-            for row in reader:
-                caps = [" ".join(row[c].split()) for c in cols if (row.get(c) or "").strip()]
-                if caps:
-                    groups.append(CaptionGroup(row["file_name"], caps))
-            return groups
-        if {"youtube_id", "start_time", "caption"} <= set(header):
-            by_clip: dict[str, list[str]] = {}
-            for row in reader:
-                cap = " ".join((row["caption"] or "").split())
-                if cap:
-                    by_clip.setdefault(f"{row['youtube_id']}_{row['start_time']}", []).append(cap)
-            return [CaptionGroup(k, v) for k, v in by_clip.items()]
+        header = [h.strip() for h in next(csv.reader([fh.readline()]), [])]
+    report = ImportReport(source=str(path))
+    if {"file_name", "caption_1"} <= set(header):
+        cols = sorted((c for c in header if c.startswith("caption_")), key=lambda c: int(c[8:]))
+        groups = []
+        for _, row in read_csv(path, ("file_name", *cols), report):
+            caps = [clean_caption(row[c]) for c in cols if (row.get(c) or "").strip()]
+            if caps:
+                groups.append(CaptionGroup(row["file_name"], caps))
+        return groups
+    if set(audiocaps.COLUMNS) <= set(header):
+        by_clip: dict[str, list[str]] = {}
+        for _, row in read_csv(path, audiocaps.COLUMNS, report):
+            cap = clean_caption(row["caption"])
+            if cap:
+                by_clip.setdefault(f"{row['youtube_id']}_{row['start_time']}", []).append(cap)
+        return [CaptionGroup(k, v) for k, v in by_clip.items()]
     raise CaptionFileError(
         f"{path}: unknown CSV layout (header {header}); expected Clotho "
-        "(file_name, caption_1..caption_5) or AudioCaps (audiocap_id, youtube_id, start_time, caption)"
+        f"({', '.join(clotho.COLUMNS)}) or AudioCaps ({', '.join(audiocaps.COLUMNS)})"
     )
 
 
