@@ -39,7 +39,24 @@ def show_clotho_info(ctx: Context) -> None:
     typer.echo(format_stats(manifest_stats(read_manifest(ctx["clotho"]))))
 
 
-STEPS: list[Callable[[Context], None]] = [import_clotho_captions, show_clotho_info]
+def print_serve_command(ctx: Context) -> None:
+    """Say how to search, listen to and caption sounds in a browser with this run's models.
+
+    Uses the folders earlier steps put in ``ctx["clap"]`` (CLAP checkpoint), ``ctx["index"]``
+    (search index) and, if present, ``ctx["captioner"]``; keep this step last.
+    """
+    from audiocap.cli.serve import serve_command
+
+    model, index = ctx.get("clap"), ctx.get("index")
+    if model is None or index is None:
+        typer.echo("no CLAP model and index were built in this run, so there is nothing to serve yet")
+        return
+    typer.echo("search, listen and caption in your browser (http://127.0.0.1:8000/):")
+    typer.echo("  " + serve_command(model, index, ctx.get("captioner")))
+
+
+STEPS: list[Callable[[Context], None]] = [import_clotho_captions, show_clotho_info,
+                                          print_serve_command]  # serving stays last
 
 
 def default_shared() -> Path:
