@@ -39,6 +39,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--cache-dir", default="runs/cache")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--baselines", action="store_true",
+                    help="instead of decoding, score two references: caption_1 itself (human agreement) "
+                         "and the nearest training caption of the memory (retrieval)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -47,6 +50,16 @@ def main() -> None:
     flat = [c for g in groups for c in g.captions]
     emb = cached_text_embeddings(flat, wsac.space, args.cache_dir)
     first = torch.tensor([0, *[len(g.captions) for g in groups]]).cumsum(0)[:-1]
+    if args.baselines:
+        _, ids = wsac.memory.search(emb[first], 1)
+        report = {"captions": args.captions, "clips": len(groups), "space": wsac.space, "memory": args.model}
+        for name, cands in (("human_caption_1", [g.captions[0] for g in groups]),
+                            ("retrieval_nearest_training_caption", [wsac.memory.captions[i] for i in ids[:, 0].tolist()])):
+            report[name] = {"refs_other4": score_captions(cands, [g.captions[1:] for g in groups])}
+        report["command"] = " ".join(sys.argv)
+        atomic_write_json(args.out, report)
+        print(json.dumps(report, indent=1))
+        return
     t0 = time.time()
     cands = wsac.caption_embeddings(emb[first], strategy="direct", beam=args.beam)
     secs = time.time() - t0
