@@ -11,6 +11,7 @@ from audiocap.cli import audio as _audio  # noqa: F401  (registers commands)
 from audiocap.cli import data as _data  # noqa: F401
 from audiocap.cli import demo as _demo  # noqa: F401
 from audiocap.cli import serve as _serve  # noqa: F401
+from audiocap.cli import wsac as _wsac  # noqa: F401
 from audiocap.cli.apps import app
 
 
