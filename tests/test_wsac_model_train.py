@@ -79,7 +79,7 @@ def test_training_loss_falls_and_checkpoint_round_trip(tmp_path):
     m, o = recipe.model, recipe.optim
     m.prefix_len, m.d_model, m.n_heads, m.n_layers, m.mlp_hidden, m.min_count, m.dropout = 2, 32, 4, 2, 64, 1, 0.0
     m.max_len = 12
-    o.epochs, o.batch_size, o.lr, o.warmup_steps = 60, 8, 3e-3, 5
+    o.epochs, o.batch_size, o.lr, o.warmup_steps = 150, 8, 3e-3, 5
     torch.manual_seed(0)
     folder = train_wsac(recipe, tmp_path / "ckpt", progress=False)
     assert read_recipe(folder)["kind"] == "wsac"
