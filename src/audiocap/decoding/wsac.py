@@ -209,3 +209,32 @@ def load_wsac(folder, *, device: str | torch.device = "cpu") -> WSAC:
         gap["shift"] = state["gap.shift"]
     return WSAC(model, WordVocab.from_json(read_extra(folder, "vocab")), memory,
                 space=recipe["data"]["space"], gap=gap, recipe=recipe)
+
+
+def caption_files(files, checkpoints, *, beam: int = 3, per_window: bool = False, progress: bool = False,
+                  strategy: Strategy = "direct", tau: float = 0.01, k: int | None = None, **_: object):
+    """Caption audio ``files`` with one WSAC checkpoint (the ``audiocap caption`` entry for kind ``wsac``).
+
+    Each file is embedded whole by the CLAP audio tower of the checkpoint's space, mapped to a
+    decoder input by ``strategy`` (direct / nnd / projection, Kouzelis & Katsouros 2023) and
+    decoded with beam search. Returns :class:`audiocap.captioning.Caption` records.
+    """
+    from tqdm import tqdm
+
+    from audiocap.captioning import Caption
+    from audiocap.checkpoint import CheckpointError
+    from audiocap.encoders.shared_space import audio_embedder
+
+    if len(checkpoints) != 1:
+        raise CheckpointError(f"{checkpoints[1]}: WSAC checkpoints are not ensembled; pass one --model")
+    if per_window:
+        raise CheckpointError(f"{checkpoints[0]}: WSAC captions whole files (CLAP pools the file); drop --per-window")
+    wsac = load_wsac(checkpoints[0])
+    embed = audio_embedder(wsac.space)
+    out = []
+    for f in tqdm(list(files), desc="captioning", unit="file", disable=not progress):
+        from audiocap.audio.io import audio_info
+
+        text = wsac.caption_embeddings(embed([f]), strategy=strategy, tau=tau, k=k, beam=beam)[0]
+        out.append(Caption(str(f), 0.0, round(audio_info(f).duration, 3), text, float("nan")))
+    return out
