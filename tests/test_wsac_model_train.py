@@ -99,3 +99,26 @@ def test_training_loss_falls_and_checkpoint_round_trip(tmp_path):
     exact = sum(o == " ".join(c.lower().rstrip(".").split()) for o, c in zip(out, flat))
     assert exact >= 6, out  # the decoder reproduces its training captions from their embeddings
     assert wsac.caption_embeddings(emb[:2] + 0.01, strategy="nnd") == out[:2]
+
+
+def test_prefix_scorer_matches_full_forward_and_greedy():
+    from audiocap.decoding.wsac import PrefixScorer
+
+    torch.manual_seed(1)
+    cfg = PrefixDecoderConfig(vocab_size=30, emb_dim=6, prefix_len=2, d_model=16, n_heads=4, n_layers=2,
+                              mlp_hidden=20, max_len=8, dropout=0.0)
+    model = PrefixDecoder(cfg).eval()
+    emb = torch.randn(3, 6)
+    scorer = PrefixScorer(model)
+    state = scorer.select(scorer.start(emb), torch.tensor([2, 0, 1]))  # reorder rows
+    tok = torch.full((3,), BOS)
+    picked = []
+    for _ in range(7):
+        logp, state = scorer.step(tok, state)
+        tok = logp.argmax(-1)
+        picked.append(tok)
+    seqs = torch.stack(picked, 1).tolist()
+    full = model(emb[[2, 0, 1]], torch.cat([torch.full((3, 1), BOS), torch.stack(picked[:-1], 1)], 1))
+    assert torch.equal(full.argmax(-1), torch.stack(picked, 1))
+    greedy = beam_decode(model, emb[[2, 0, 1]], bos=BOS, eos=EOS, beam=1, max_len=8)
+    assert greedy == [s[: s.index(EOS)] if EOS in s else s for s in seqs]
