@@ -25,3 +25,5 @@ def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print ``error: message`` to stderr and return an Exit to raise (no traceback)."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
+
+train_app = group("train", "Train models from YAML recipes.")
