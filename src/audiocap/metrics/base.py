@@ -38,11 +38,18 @@ class MetricResult:
         """JSON-ready dict (per-item arrays as lists)."""
         if not self.available:
             return {"available": False, "reason": self.reason}
-        out: dict[str, Any] = {"available": True, "score": self.score,
-                               "per_item": [float(x) for x in self.per_item]}
+        out: dict[str, Any] = {"available": True, "score": _finite(self.score)}
+        if self.per_item is not None:
+            out["per_item"] = [_finite(x) for x in self.per_item]
         for k, v in self.extra.items():
-            out[k] = [float(x) for x in v] if isinstance(v, np.ndarray) else v
+            out[k] = [_finite(x) for x in v] if isinstance(v, np.ndarray) else v
         return out
+
+
+def _finite(x) -> float | None:
+    """float for JSON; NaN (e.g. SPICE items without tuples) becomes null."""
+    x = float(x)
+    return None if np.isnan(x) else x
 
 
 def check_inputs(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> None:

@@ -24,6 +24,11 @@ from audiocap.metrics.spice_setup import (
     CORENLP, NASHORN, SpiceSetupError, default_spice_dir, java_major,
 )
 
+# SPICE's parse cache serializes with FST 2.47, which reflects into JDK internals (Java >= 9)
+ADD_OPENS = [f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in (
+    "java.lang", "java.util", "java.math", "java.net", "java.text", "java.io",
+    "java.lang.reflect", "java.util.concurrent", "java.util.concurrent.atomic", "java.nio",
+    "sun.nio.ch")]
 SETUP_HINT = "run `audiocap metrics setup-spice` (needs java and mvn with Maven Central)"
 
 
@@ -50,6 +55,14 @@ def _num(x) -> float:
     return math.nan if x is None else float(x)
 
 
+def java_command(folder: Path, *, memory: str = "8G") -> list[str]:
+    """``java ... -cp spice-1.0.jar:lib/* edu.anu.spice.SpiceScorer`` for a SPICE folder: the
+    official jar's own class path plus Nashorn, and the module opens its cache needs."""
+    opens = ADD_OPENS if java_major(shutil.which("java") or "java") >= 9 else []
+    return ["java", f"-Xmx{memory}", *opens, "-cp",
+            os.pathsep.join(["spice-1.0.jar", "lib/*"]), "edu.anu.spice.SpiceScorer"]
+
+
 def run_spice(items: list[dict], folder: Path, *, cache: bool = True, memory: str = "8G",
               timeout: float | None = None) -> list[dict]:
     """Run the official SPICE scorer once on ``items`` (``image_id``, ``test``, ``refs``).
@@ -61,12 +74,11 @@ def run_spice(items: list[dict], folder: Path, *, cache: bool = True, memory: st
     with tempfile.TemporaryDirectory(prefix="audiocap-spice-") as tmp:
         in_file, out_file = Path(tmp) / "in.json", Path(tmp) / "out.json"
         in_file.write_text(json.dumps(items))
-        cmd = ["java", f"-Xmx{memory}", "-cp", os.pathsep.join(["spice-1.0.jar", "lib/*"]),
-               "edu.anu.spice.SpiceScorer", str(in_file), "-out", str(out_file),
-               "-subset", "-silent"]
+        cmd = [*java_command(folder, memory=memory), str(in_file)]
         if cache:
             (folder / "cache").mkdir(exist_ok=True)
-            cmd[5:5] = ["-cache", str(folder / "cache")]
+            cmd += ["-cache", str(folder / "cache")]
+        cmd += ["-out", str(out_file), "-subset", "-silent"]
         proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0 or not out_file.exists():
             tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
