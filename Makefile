@@ -6,7 +6,7 @@ VENV ?= .venv
 SHARED ?= ../shared
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.audiocap-installed
-APT_PACKAGES := default-jre-headless sox espeak-ng fluidsynth fluid-soundfont-gm
+APT_PACKAGES := default-jre-headless maven sox espeak-ng fluidsynth fluid-soundfont-gm
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps demo test test-slow clean
@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: system-deps $(STAMP)
+	@$(BIN)/audiocap metrics setup-spice || echo "warning: SPICE set-up failed (see the error above); SPICE and SPIDEr will be reported unavailable"
 
 # Main job on the built-in default data.
 demo: setup

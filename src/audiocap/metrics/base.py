@@ -52,11 +52,13 @@ def _finite(x) -> float | None:
     return None if np.isnan(x) else x
 
 
-def check_inputs(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> None:
+def check_inputs(candidates: Sequence[str], references: Sequence[Sequence[str]], *,
+                 allow_empty: bool = False) -> None:
     """Raise :class:`MetricInputError` naming the item for malformed metric inputs.
 
     Checks: both are lists of equal length; every candidate is a non-empty string; every
-    reference list is a non-empty list of non-empty strings.
+    reference list is a non-empty list of non-empty strings. ``allow_empty`` accepts empty
+    strings (already tokenized input: a caption of punctuation only tokenizes to "").
     """
     if isinstance(candidates, str) or not isinstance(candidates, Sequence):
         raise MetricInputError("candidates must be a list of strings")
@@ -72,7 +74,7 @@ def check_inputs(candidates: Sequence[str], references: Sequence[Sequence[str]])
     for i, (cand, refs) in enumerate(zip(candidates, references)):
         if not isinstance(cand, str):
             raise MetricInputError(f"item {i}: candidate is {type(cand).__name__}, not str")
-        if not cand.strip():
+        if not allow_empty and not cand.strip():
             raise MetricInputError(f"item {i}: candidate caption is empty")
         if isinstance(refs, str) or not isinstance(refs, Sequence):
             raise MetricInputError(f"item {i}: references must be a list of strings, "
@@ -82,13 +84,13 @@ def check_inputs(candidates: Sequence[str], references: Sequence[Sequence[str]])
         for j, ref in enumerate(refs):
             if not isinstance(ref, str):
                 raise MetricInputError(f"item {i}: reference {j} is {type(ref).__name__}, not str")
-            if not ref.strip():
+            if not allow_empty and not ref.strip():
                 raise MetricInputError(f"item {i}: reference {j} is empty")
 
 
 def prepare(candidates, references, *, tokenized: bool):
     """Validate and (unless ``tokenized``) PTB-tokenize candidates and references."""
-    check_inputs(candidates, references)
+    check_inputs(candidates, references, allow_empty=tokenized)
     if tokenized:
         return list(candidates), [list(r) for r in references]
     flat = ptb_tokenize(list(candidates) + [r for refs in references for r in refs])

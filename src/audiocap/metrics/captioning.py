@@ -18,12 +18,12 @@ import numpy as np
 from audiocap.fileio import atomic_write_json
 from audiocap.metrics.base import MetricInputError, MetricResult, check_inputs, prepare
 from audiocap.metrics.meteor import meteor
-from audiocap.metrics.ngram import bleu, cider_d, rouge_l
+from audiocap.metrics.ngram import bleu, cider_d, ngram_metrics, rouge_l
 from audiocap.metrics.spice import spice, spider, spider_fl
 
 __all__ = [
     "ALL_METRICS", "DEFAULT_METRICS", "Evaluator", "MetricInputError", "MetricResult", "bleu",
-    "cider_d", "meteor", "rouge_l", "sbert_sim", "spice", "spider", "spider_fl", "vocab",
+    "cider_d", "meteor", "ngram_metrics", "rouge_l", "sbert_sim", "spice", "spider", "spider_fl", "vocab",
 ]
 
 ALL_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice",
@@ -103,14 +103,10 @@ class Evaluator:
             res = fn()
             out.update(res if isinstance(res, dict) else {name: res})
 
-        if want & {"bleu_1", "bleu_2", "bleu_3", "bleu_4"}:
-            run("bleu", lambda: bleu(cands, refs, tokenized=True))
+        if want & {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider_d", "spider"}:
+            run("bleu, rouge_l, cider_d", lambda: ngram_metrics(cands, refs, tokenized=True))
         if "meteor" in want:
             run("meteor", lambda: meteor(cands, refs, tokenized=True))
-        if "rouge_l" in want:
-            run("rouge_l", lambda: rouge_l(cands, refs, tokenized=True))
-        if want & {"cider_d", "spider"}:
-            run("cider_d", lambda: cider_d(cands, refs, tokenized=True))
         if want & {"spice", "spider"}:
             run("spice", lambda: spice(cands, refs, tokenized=True, folder=self.spice_dir,
                                        memory=self.spice_memory))

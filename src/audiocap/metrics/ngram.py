@@ -50,13 +50,18 @@ def _ngram_counts(sents: list[list[str]], n_max: int):
     return out
 
 
-def _layout(candidates: list[str], references: list[list[str]]):
-    """Split sentences into token lists; sentence i < N is candidate i, then all references."""
-    n = len(candidates)
-    sents = [c.split() for c in candidates] + [r.split() for refs in references for r in refs]
-    n_refs = np.array([len(r) for r in references], dtype=np.int64)
-    ref_item = np.repeat(np.arange(n), n_refs)  # (R,) item of each reference
-    return sents, n, n_refs, ref_item
+class _Corpus:
+    """Token lists and n-gram counts of a tokenized corpus, shared by BLEU and CIDEr-D.
+
+    Sentence i < N is candidate i; then come all references, item by item.
+    """
+
+    def __init__(self, candidates: list[str], references: list[list[str]], n: int):
+        self.n_items = len(candidates)
+        self.sents = [c.split() for c in candidates] + [r.split() for rs in references for r in rs]
+        self.n_refs = np.array([len(r) for r in references], dtype=np.int64)
+        self.ref_item = np.repeat(np.arange(self.n_items), self.n_refs)  # (R,) item of each ref
+        self.counts = _ngram_counts(self.sents, n)
 
 
 def _lookup(keys_sorted: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -77,7 +82,11 @@ def bleu(candidates: list[str], references: list[list[str]], *, n: int = 4,
     sentence-level BLEU with the same smoothing constants. Returns ``{"bleu_1": ..., ...}``.
     """
     cands, refs = prepare(candidates, references, tokenized=tokenized)
-    sents, n_items, n_refs, ref_item = _layout(cands, refs)
+    return _bleu(_Corpus(cands, refs, n), n)
+
+
+def _bleu(corpus: "_Corpus", n: int) -> dict[str, MetricResult]:
+    sents, n_items, n_refs, ref_item = corpus.sents, corpus.n_items, corpus.n_refs, corpus.ref_item
     lens = np.array([len(s) for s in sents], dtype=np.int64)
     test_len = lens[:n_items]
     # closest reference length: min over (|l - t|, l)
@@ -87,7 +96,7 @@ def bleu(candidates: list[str], references: list[list[str]], *, n: int = 4,
     ref_len = ref_lens[order][first]  # (N,)
 
     correct = np.zeros((n_items, n), dtype=np.float64)
-    for k, (sent, gram, cnt, n_grams) in enumerate(_ngram_counts(sents, n)):
+    for k, (sent, gram, cnt, n_grams) in enumerate(corpus.counts[:n]):
         is_ref = sent >= n_items
         # max count of each n-gram over the references of an item
         rkey = ref_item[sent[is_ref] - n_items] * n_grams + gram[is_ref]
@@ -160,14 +169,18 @@ def cider_d(candidates: list[str], references: list[list[str]], *, n: int = 4,
     which counts bigrams), averaged over orders and references, times 10.
     """
     cands, refs = prepare(candidates, references, tokenized=tokenized)
-    sents, n_items, n_refs, ref_item = _layout(cands, refs)
+    return _cider_d(_Corpus(cands, refs, n), n, sigma)
+
+
+def _cider_d(corpus: "_Corpus", n: int, sigma: float) -> MetricResult:
+    sents, n_items, n_refs, ref_item = corpus.sents, corpus.n_items, corpus.n_refs, corpus.ref_item
     n_sents = len(sents)
     length = np.array([max(len(s) - 1, 0) for s in sents], dtype=np.float64)
     delta = length[:n_items][ref_item] - length[n_items:]  # (R,)
     penalty = np.exp(-(delta**2) / (2 * sigma**2))
     log_n = np.log(float(n_items))
     sims = np.zeros((len(ref_item), n))  # (R, n)
-    for k, (sent, gram, cnt, n_grams) in enumerate(_ngram_counts(sents, n)):
+    for k, (sent, gram, cnt, n_grams) in enumerate(corpus.counts[:n]):
         is_ref = sent >= n_items
         r_sent, r_gram = sent[is_ref] - n_items, gram[is_ref]
         pairs = np.unique(ref_item[r_sent] * n_grams + r_gram)
@@ -185,3 +198,19 @@ def cider_d(candidates: list[str], references: list[list[str]], *, n: int = 4,
     per_ref = sims.mean(1)  # (R,)
     scores = np.bincount(ref_item, weights=per_ref, minlength=n_items) / n_refs * 10.0
     return MetricResult("cider_d", float(scores.mean()), scores)
+
+
+def ngram_metrics(candidates: list[str], references: list[list[str]], *, n: int = 4,
+                  sigma: float = 6.0, beta: float = 1.2,
+                  tokenized: bool = False) -> dict[str, MetricResult]:
+    """BLEU-1..n, ROUGE-L and CIDEr-D together, tokenizing and counting n-grams once.
+
+    Same numbers as :func:`bleu`, :func:`rouge_l` and :func:`cider_d` (coco-caption's
+    definitions; Papineni et al. 2002, Lin 2004, Vedantam et al. 2015), only faster.
+    """
+    cands, refs = prepare(candidates, references, tokenized=tokenized)
+    corpus = _Corpus(cands, refs, n)
+    out = _bleu(corpus, n)
+    out["rouge_l"] = rouge_l(cands, refs, beta=beta, tokenized=True)
+    out["cider_d"] = _cider_d(corpus, n, sigma)
+    return out

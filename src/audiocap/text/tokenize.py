@@ -51,6 +51,11 @@ _TOKEN = re.compile(
 )
 
 
+# most captions: lower-case words, spaces, commas and at most a final period
+_SIMPLE = re.compile(r"[a-z ,]*\.?[ ]*")
+_HAS_SPLIT_WORD = re.compile(r"cannot|gonna|gotta|wanna|gimme|lemme")
+
+
 def _tokens(line: str):
     """Yield the lower-cased PTB tokens of one line (before punctuation removal)."""
     for m in _TOKEN.finditer(line):
@@ -82,6 +87,12 @@ def ptb_tokenize(texts: list[str]) -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"caption {i}: expected str, got {type(text).__name__}")
-        line = text.replace("\n", " ").translate(_CHAR_MAP).lower()
-        out.append(" ".join(t for t in _tokens(line) if t not in PUNCTUATIONS))
+        line = text.replace("\n", " ")
+        if not line.isascii():
+            line = line.translate(_CHAR_MAP)
+        line = line.lower()
+        if _SIMPLE.fullmatch(line) and not _HAS_SPLIT_WORD.search(line):
+            out.append(" ".join(line.replace(",", " ").replace(".", " ").split()))
+        else:
+            out.append(" ".join(t for t in _tokens(line) if t not in PUNCTUATIONS))
     return out
