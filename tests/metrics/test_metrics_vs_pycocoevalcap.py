@@ -32,7 +32,8 @@ def corpora(shared):
     return {"clotho_c1": c1, "clotho_c2": c2, "audiocaps_test": ac}
 
 
-@pytest.mark.parametrize("corpus", ["clotho_c1", "clotho_c2", "audiocaps_test"])
+@pytest.mark.parametrize("corpus", ["clotho_c1", pytest.param("clotho_c2", marks=pytest.mark.slow),
+                                    pytest.param("audiocaps_test", marks=pytest.mark.slow)])
 def test_ngram_metrics_equal_pycocoevalcap(shared, corpus):
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
