@@ -6,12 +6,13 @@ VENV ?= .venv
 SHARED ?= ../shared
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.audiocap-installed
-APT_PACKAGES := default-jre-headless maven sox espeak-ng fluidsynth fluid-soundfont-gm
+APT_PACKAGES := default-jre-headless maven sox espeak-ng fluidsynth fluid-soundfont-gm chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps demo test test-slow clean
 
-# Debian packages: Java for METEOR/SPICE, sound tools for the dataset builder.
+# Debian packages: Java for METEOR/SPICE, sound tools for the dataset builder, Chromium for
+# the browser test of the web page.
 system-deps:
 	@bash scripts/system-deps.sh $(APT_PACKAGES)
 

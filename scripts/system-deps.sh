@@ -11,8 +11,12 @@ line="apt-get install -y --no-install-recommends ${missing[*]}"
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "installing system packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  $line -qq
+  # Wait for a concurrent apt/dpkg instead of failing on its lock; retry once on a
+  # transient fetch/unpack error.
+  apt_opts="-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3"
+  apt-get $apt_opts update -qq
+  apt-get $apt_opts install -y -qq --no-install-recommends "${missing[@]}" \
+    || { apt-get $apt_opts update -qq && apt-get $apt_opts install -y -qq --no-install-recommends "${missing[@]}"; }
 else
   echo "audiocap needs these system packages; run as root:"
   echo "  apt-get update && $line"

@@ -157,14 +157,17 @@ def split_windows(
     the only window, so the result stays rectangular: otherwise it pads), ``"overlap"`` shifts it
     back so it ends at the last sample (overlapping its neighbour; no padding).
     Returns ``(windows, starts)``: windows (W, window·sr) float32 and start times in seconds (W,).
-    A waveform shorter than one window gives one window.
+    A waveform shorter than one window gives one window. ``hop`` may not exceed ``window``
+    (that would skip samples).
     """
-    if window <= 0:
-        raise ValueError(f"window must be > 0 s, got {window}")
+    if last not in ("pad", "keep", "overlap"):
+        raise ValueError(f"last must be 'pad', 'keep' or 'overlap', got {last!r}")
     hop = window if hop is None else hop
-    if hop <= 0:
-        raise ValueError(f"hop must be > 0 s, got {hop}")
     win_n, hop_n, n = int(round(window * sr)), int(round(hop * sr)), int(wave.shape[0])
+    if win_n < 1:
+        raise ValueError(f"window must be at least one sample long, got {window} s at {sr} Hz")
+    if not 1 <= hop_n <= win_n:  # a hop longer than the window would skip samples
+        raise ValueError(f"hop must be between 1/sr and the window ({window} s), got {hop} s")
     if n <= win_n:
         if last == "keep":
             return wave[None, :].astype(np.float32), np.zeros(1)

@@ -96,8 +96,12 @@ def read_manifest(path: str | os.PathLike) -> list[Clip]:
         raise ManifestError(path, None, "manifest not found")
     clips: list[Clip] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ManifestError(path, lineno, "not valid UTF-8 (save the manifest as UTF-8)") from None
             if not line.strip():
                 continue
             try:
@@ -126,7 +130,7 @@ def write_manifest(path: str | os.PathLike, clips: Iterable[Clip]) -> Path:
 def audio_path(manifest_path: str | os.PathLike, clip: Clip) -> Path:
     """Resolve a clip's audio path: absolute paths stay, relative ones are relative to the manifest."""
     p = Path(clip.audio)
-    return p if p.is_absolute() else Path(manifest_path).resolve().parent / p
+    return p if p.is_absolute() else Path(os.path.normpath(Path(manifest_path).resolve().parent / p))
 
 
 def relative_audio(manifest_path: str | os.PathLike, audio: str | os.PathLike) -> str:

@@ -1,0 +1,73 @@
+"""``audiocap serve``: the web service and page for searching, listening to and captioning sounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from audiocap.cli.apps import app, fail
+
+
+def serve_command(model: Path, index: Path, captioner: Path | None = None, *,
+                  host: str = "127.0.0.1", port: int = 8000) -> str:
+    """The shell command that serves ``model`` + ``index`` (+ ``captioner``): the demo's last line."""
+    import shlex
+
+    parts = ["audiocap", "serve", "--model", str(model), "--index", str(index)]
+    if captioner is not None:
+        parts += ["--captioner", str(captioner)]
+    if (host, port) != ("127.0.0.1", 8000):
+        parts += ["--host", host, "--port", str(port)]
+    return shlex.join(parts)
+
+
+@app.command("serve")
+def serve(
+    model: Path = typer.Option(..., "--model", help="CLAP checkpoint folder (kind 'clap')."),
+    index: Path = typer.Option(..., "--index", help="Index folder built by `audiocap index build`."),
+    captioner: Path | None = typer.Option(
+        None, "--captioner", help="Captioner checkpoint folder; without it /v1/caption answers 503."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port (0 picks a free one)."),
+    max_upload_mb: float = typer.Option(20.0, min=0.01, help="Largest accepted upload, in MB."),
+    max_duration: float = typer.Option(30.0, min=0.1, help="Longest accepted upload, in seconds."),
+    workers: int = typer.Option(2, min=1, max=64, help="Threads for decoding and model calls."),
+    device: str = typer.Option("cpu", help="Torch device for the models (cpu, cuda, cuda:1...)."),
+) -> None:
+    """Serve the search/caption API and the web page (http://HOST:PORT/, API docs at /docs).
+
+    Text queries and uploaded sounds are embedded with the CLAP model and ranked against the
+    index; the page plays the hits (only files registered in the index are ever served) and
+    captions dropped files when a captioner is given. Uploads are limited by --max-upload-mb
+    and --max-duration; model calls run in a bounded thread pool, one at a time.
+    """
+    for flag, path in (("--model", model), ("--index", index), ("--captioner", captioner)):
+        if path is not None and not path.is_dir():
+            raise fail(f"{flag} {path}: not found (expected a folder)")
+
+    from rich.console import Console
+
+    from audiocap.serve.backend import ModelBackend
+
+    console = Console(stderr=True)
+    try:
+        with console.status("loading the CLAP model, the index and the captioner..."):
+            backend = ModelBackend.load(model, index, captioner, max_duration=max_duration,
+                                        device=device)
+    except Exception as exc:  # any load failure is a user-facing error, not a traceback
+        raise fail(f"could not load the models: {exc}") from None
+    info = backend.info()
+    console.print(f"{info['items']} indexed sounds ({info['playable']} playable), captioner: "
+                  f"{'yes' if info['captioner'] else 'no'}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]listening on {host}: the service has no authentication[/yellow]")
+
+    import uvicorn
+
+    from audiocap.serve.app import create_app
+
+    web = create_app(backend, max_upload_bytes=int(max_upload_mb * 1e6), max_duration=max_duration,
+                     workers=workers)
+    console.print(f"open http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(web, host=host, port=port, log_level="info")

@@ -1,0 +1,231 @@
+"""The HTTP service: caption an uploaded sound, search the library by text or by example, listen.
+
+Routes (all errors are JSON ``{"error": code, "detail": message}`` with a 4xx/5xx status):
+
+- ``POST /v1/search``        JSON ``{"text", "k"}`` -> top-k index items with cosine scores
+- ``POST /v1/search/audio``  multipart ``file`` -> the k items most similar to the upload
+- ``POST /v1/caption``       multipart ``file`` (+ ``?beam=``) -> captions, best first
+- ``GET  /v1/audio/{id}``    the audio file of a registered index item (Range requests work)
+- ``GET  /v1/info``, ``GET /healthz``, ``GET /`` (the page), ``/docs``, ``/openapi.json``
+
+Model calls and decoding run in a bounded thread pool, never on the event loop; a backend that
+is not thread-safe is called under one lock. When more than ``max_pending`` model jobs are
+waiting the service answers 503 instead of queueing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Callable, TypeVar
+from urllib.parse import quote
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from audiocap.serve.backend import Backend, CaptionerMissing, Hit
+from audiocap.serve.uploads import ApiError, decode_upload, read_upload
+
+T = TypeVar("T")
+STATIC = resources.files("audiocap.serve") / "static"
+AUDIO_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg",
+               ".oga": "audio/ogg", ".opus": "audio/ogg", ".mp3": "audio/mpeg",
+               ".aif": "audio/aiff", ".aiff": "audio/aiff"}
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'")
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary",
+                            "description": "WAV, FLAC, Ogg, MP3 or AIFF audio"}}}}}}}
+
+
+class SearchRequest(BaseModel):
+    """A text query for the sound library."""
+
+    text: str = Field(..., min_length=1, max_length=1000, description="What the sound is like")
+    k: int = Field(10, ge=1, le=100, description="How many results")
+
+
+class HitOut(BaseModel):
+    id: str
+    score: float
+    caption: str | None = None
+    audio_url: str | None = Field(None, description="Where to stream the item's audio, if playable")
+
+
+class SearchResponse(BaseModel):
+    query: str
+    k: int
+    results: list[HitOut]
+
+
+class CaptionResponse(BaseModel):
+    filename: str
+    duration: float = Field(..., description="Seconds of audio received")
+    beam: int
+    captions: list[str] = Field(..., description="Best first")
+
+
+class ModelRunner:
+    """Runs blocking calls in a bounded pool; serializes model calls when the backend asks to."""
+
+    def __init__(self, backend: Backend, *, workers: int, max_pending: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audiocap-model")
+        self.model_lock = None if getattr(backend, "thread_safe", False) else threading.Lock()
+        self.max_pending, self.pending = max_pending, 0
+
+    async def run(self, fn: Callable[..., T], *args, model: bool = True) -> T:
+        if self.pending >= self.max_pending:
+            raise ApiError(503, "busy", f"{self.pending} requests are already waiting for the "
+                           "model; retry in a moment")
+        self.pending += 1  # only touched on the event loop thread
+        try:
+            call = self._locked(fn) if model and self.model_lock is not None else fn
+            return await asyncio.get_running_loop().run_in_executor(self.pool, call, *args)
+        finally:
+            self.pending -= 1
+
+    def _locked(self, fn: Callable[..., T]) -> Callable[..., T]:
+        def call(*args):
+            with self.model_lock:  # type: ignore[union-attr]
+                return fn(*args)
+        return call
+
+
+def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
+               max_duration: float | None = 30.0, max_k: int = 100, max_beam: int = 10,
+               workers: int = 2, max_pending: int = 64) -> FastAPI:
+    """Build the FastAPI app around ``backend`` with the given limits.
+
+    ``max_upload_bytes`` bounds an uploaded file, ``max_duration`` (seconds) the audio in it
+    (the stricter of this and the backend's own limit applies); ``workers`` threads run decoding
+    and model calls; ``max_pending`` waiting jobs trigger 503s.
+    """
+    limits = [d for d in (max_duration, getattr(backend, "max_duration", None)) if d is not None]
+    duration_limit = min(limits) if limits else None
+    runner = ModelRunner(backend, workers=workers, max_pending=max_pending)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        runner.pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="audiocap", version="0.1.0", lifespan=lifespan,
+                  description="Search a sound library with text or audio (CLAP), caption sounds, "
+                  "and stream the library's audio. Errors are JSON: {error, detail}.")
+    app.state.backend, app.state.runner = backend, runner
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
+        return _error(422, "invalid_request", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _crash(_req: Request, exc: Exception) -> JSONResponse:
+        return _error(500, "internal_error", f"{type(exc).__name__}: the server failed on this "
+                      "request (it keeps serving others); see the server log")
+
+    def hits_out(hits: list[Hit]) -> list[HitOut]:
+        return [HitOut(id=h.id, score=round(float(h.score), 6), caption=h.caption,
+                       audio_url=f"/v1/audio/{quote(h.id, safe='')}"
+                       if backend.audio_path(h.id) is not None else None) for h in hits]
+
+    async def decoded(request: Request):
+        upload = await read_upload(request, max_bytes=max_upload_bytes)
+        wave, seconds = await runner.run(partial(decode_upload, upload, sr=backend.sample_rate,
+                                                 max_duration=duration_limit), model=False)
+        return upload, wave, seconds
+
+    @app.post("/v1/search", response_model=SearchResponse, tags=["search"])
+    async def search_text(body: SearchRequest) -> SearchResponse:
+        """Rank the library's sounds by CLAP similarity to a text description."""
+        text = body.text.strip()
+        if not text:
+            raise ApiError(422, "empty_query", "text is blank; describe the sound you want")
+        if body.k > max_k:
+            raise ApiError(422, "k_too_large", f"k={body.k} exceeds this server's limit {max_k}")
+        hits = await runner.run(backend.search_text, text, body.k)
+        return SearchResponse(query=text, k=body.k, results=hits_out(hits))
+
+    @app.post("/v1/search/audio", response_model=SearchResponse, tags=["search"],
+              openapi_extra=UPLOAD_BODY)
+    async def search_audio(request: Request,
+                           k: int = Query(10, ge=1, le=100, description="How many results")
+                           ) -> SearchResponse:
+        """Rank the library's sounds by CLAP similarity to an uploaded sound."""
+        if k > max_k:
+            raise ApiError(422, "k_too_large", f"k={k} exceeds this server's limit {max_k}")
+        upload, wave, _ = await decoded(request)
+        hits = await runner.run(backend.search_audio, wave, k)
+        return SearchResponse(query=upload.filename, k=k, results=hits_out(hits))
+
+    @app.post("/v1/caption", response_model=CaptionResponse, tags=["caption"],
+              openapi_extra=UPLOAD_BODY)
+    async def caption(request: Request,
+                      beam: int = Query(3, ge=1, le=max_beam, description="Beam size (1 = greedy)")
+                      ) -> CaptionResponse:
+        """Describe an uploaded sound in words (beam search; captions best first)."""
+        upload, wave, seconds = await decoded(request)
+        try:
+            captions = await runner.run(backend.caption, wave, beam)
+        except CaptionerMissing as exc:
+            raise ApiError(503, "no_captioner", str(exc)) from None
+        return CaptionResponse(filename=upload.filename, duration=round(seconds, 3), beam=beam,
+                               captions=list(captions))
+
+    @app.get("/v1/audio/{item_id:path}", tags=["audio"],
+             responses={200: {"content": {t: {} for t in sorted(set(AUDIO_TYPES.values()))}}})
+    async def audio(item_id: str) -> FileResponse:
+        """Stream the audio of a registered index item (the id is looked up, never joined to a path)."""
+        path = backend.audio_path(item_id)
+        if path is None:
+            raise ApiError(404, "unknown_id", f"no playable item with id {item_id[:200]!r}")
+        media = AUDIO_TYPES.get(Path(path).suffix.lower()) or mimetypes.guess_type(str(path))[0]
+        return FileResponse(path, media_type=media or "application/octet-stream",
+                            content_disposition_type="inline",
+                            headers={"X-Content-Type-Options": "nosniff",
+                                     "Cache-Control": "public, max-age=3600"})
+
+    @app.get("/v1/info", tags=["meta"])
+    async def info() -> dict:
+        """What is loaded and the limits in force."""
+        return {**backend.info(), "max_upload_bytes": max_upload_bytes,
+                "max_duration": duration_limit, "max_k": max_k, "max_beam": max_beam}
+
+    @app.get("/healthz", tags=["meta"])
+    async def healthz() -> dict:
+        """Liveness: answers without touching the model."""
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(str(STATIC / "index.html"), media_type="text/html",
+                            headers={"Content-Security-Policy": PAGE_CSP,
+                                     "X-Content-Type-Options": "nosniff"})
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    return app
+
+
+def _error(status: int, code: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)

@@ -1,0 +1,144 @@
+"""The small protocol the web service talks to, and its implementation on the real models.
+
+The FastAPI app (:mod:`audiocap.serve.app`) never touches torch, faiss or files directly: it
+calls a :class:`Backend`. :class:`ModelBackend` wires the CLAP retrieval model (Elizalde et al.,
+"CLAP: Learning Audio Concepts from Natural Language Supervision", 2023), the vector index of a
+sound library and, optionally, a captioner checkpoint; the tests use a deterministic stand-in
+with the same five methods, so the HTTP layer is tested without model weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: an index item id, its cosine score, and what the index knows about it."""
+
+    id: str
+    score: float
+    path: str | None = None
+    caption: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the service needs from the models.
+
+    ``sample_rate`` is the rate ``search_audio`` and ``caption`` expect their mono float32
+    waveforms (N,) at; ``max_duration`` (seconds, or None) is the longest input the models
+    accept. ``audio_path`` answers only for ids registered in the index (a dict lookup, never a
+    path built from the id). ``caption`` returns captions best first (one, or a beam's n-best)
+    and raises :class:`CaptionerMissing` when no captioner was loaded. ``thread_safe`` False makes
+    the app serialize model calls behind one lock.
+    """
+
+    sample_rate: int
+    max_duration: float | None
+    thread_safe: bool
+
+    def search_text(self, text: str, k: int) -> list[Hit]: ...
+
+    def search_audio(self, wave: np.ndarray, k: int) -> list[Hit]: ...
+
+    def caption(self, wave: np.ndarray, beam: int) -> list[str]: ...
+
+    def audio_path(self, item_id: str) -> Path | None: ...
+
+    def info(self) -> dict: ...
+
+
+class CaptionerMissing(RuntimeError):
+    """Raised by :meth:`Backend.caption` when the service was started without a captioner."""
+
+
+class ModelBackend:
+    """The real backend: CLAP towers for both query kinds, a vector index, an optional captioner.
+
+    Text queries are embedded with the CLAP text tower and audio queries with the CLAP audio
+    tower (both L2-normalized, so the index's inner product is the cosine similarity of CLAP);
+    the index maps row -> item id -> registered audio file. Torch modules are not guaranteed to
+    be safe under concurrent calls, so ``thread_safe`` is False and the app serializes calls.
+    """
+
+    thread_safe = False
+
+    def __init__(self, clap, index, captioner=None, *, clap_path: str = "", index_path: str = "",
+                 captioner_path: str = "", max_duration: float | None = None) -> None:
+        self.clap, self.index, self.captioner = clap, index, captioner
+        self.sample_rate = int(clap.sample_rate)
+        self.max_duration = max_duration
+        self._paths = {"model": clap_path, "index": index_path, "captioner": captioner_path}
+        self._files: dict[str, Path] = _registered_files(index)
+
+    @classmethod
+    def load(cls, model: Path, index: Path, captioner: Path | None = None, *,
+             max_duration: float | None = None, device: str = "cpu") -> "ModelBackend":
+        """Load a CLAP checkpoint folder, an index folder and optionally a captioner folder."""
+        from audiocap.serve import wiring
+
+        clap = wiring.load_clap_model(model, device=device)
+        idx = wiring.load_index(index)
+        cap = wiring.load_captioner(captioner, device=device) if captioner else None
+        return cls(clap, idx, cap, clap_path=str(model), index_path=str(index),
+                   captioner_path=str(captioner or ""), max_duration=max_duration)
+
+    def search_text(self, text: str, k: int) -> list[Hit]:
+        from audiocap.serve import wiring
+
+        query = wiring.embed_text(self.clap, [text])  # (1, D)
+        return self._search(query, k)
+
+    def search_audio(self, wave: np.ndarray, k: int) -> list[Hit]:
+        from audiocap.serve import wiring
+
+        query = wiring.embed_audio(self.clap, wave)  # (N,) -> (1, D)
+        return self._search(query, k)
+
+    def caption(self, wave: np.ndarray, beam: int) -> list[str]:
+        from audiocap.serve import wiring
+
+        if self.captioner is None:
+            raise CaptionerMissing("no captioner loaded; start the service with --captioner CKPT")
+        return wiring.caption(self.captioner, wave, sr=self.sample_rate, beam=beam)
+
+    def audio_path(self, item_id: str) -> Path | None:
+        return self._files.get(item_id)
+
+    def info(self) -> dict:
+        return {
+            "backend": "models",
+            "items": len(self.index),
+            "playable": len(self._files),
+            "sample_rate": self.sample_rate,
+            "captioner": self.captioner is not None,
+            **{f"{k}_path": v for k, v in self._paths.items()},
+        }
+
+    def _search(self, query: np.ndarray, k: int) -> list[Hit]:
+        from audiocap.serve import wiring
+
+        return [Hit(id=i, score=float(s), path=str(self._files[i]) if i in self._files else None,
+                    caption=c) for i, s, c in wiring.search(self.index, query, k)]
+
+
+def _registered_files(index) -> dict[str, Path]:
+    """Map item id -> absolute audio file for index items whose file exists (resolved once)."""
+    from audiocap.serve import wiring
+
+    files: dict[str, Path] = {}
+    for item_id, path in wiring.index_items(index):
+        if path is None:
+            continue
+        p = Path(path).resolve()
+        if p.is_file():
+            files[str(item_id)] = p
+    return files
