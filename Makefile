@@ -11,8 +11,8 @@ PYTEST_ARGS ?=
 
 .PHONY: setup system-deps demo test test-slow clean
 
-# Debian packages: Java for METEOR/SPICE, Maven to fetch SPICE's CoreNLP, sound tools for the dataset builder, Chromium for
-# the browser test of the web page.
+# Debian packages: Java for METEOR/SPICE, Maven to fetch SPICE's CoreNLP, sound tools for the
+# dataset builder, Chromium for the browser test of the web page.
 system-deps:
 	@bash scripts/system-deps.sh $(APT_PACKAGES)
 
