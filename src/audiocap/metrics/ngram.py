@@ -145,6 +145,10 @@ def rouge_l(candidates: list[str], references: list[list[str]], *, beta: float =
     """ROUGE-L (Lin, 2004) as coco-caption computes it: F-measure with ``beta`` of the maximum
     LCS precision and the maximum LCS recall over the references; corpus = mean over items."""
     cands, refs = prepare(candidates, references, tokenized=tokenized)
+    return _rouge_l(cands, refs, beta)
+
+
+def _rouge_l(cands: list[str], refs: list[list[str]], beta: float) -> MetricResult:
     scores = np.zeros(len(cands))
     b2 = beta * beta
     for i, (cand, rs) in enumerate(zip(cands, refs)):
@@ -211,6 +215,6 @@ def ngram_metrics(candidates: list[str], references: list[list[str]], *, n: int 
     cands, refs = prepare(candidates, references, tokenized=tokenized)
     corpus = _Corpus(cands, refs, n)
     out = _bleu(corpus, n)
-    out["rouge_l"] = rouge_l(cands, refs, beta=beta, tokenized=True)
+    out["rouge_l"] = _rouge_l(cands, refs, beta)
     out["cider_d"] = _cider_d(corpus, n, sigma)
     return out
