@@ -62,8 +62,9 @@ def check_meteor(cands, refs):
     from pycocoevalcap.meteor.meteor import Meteor
 
     gts, res = coco_inputs(cands, refs)
-    score, items = Meteor().compute_score(gts, res)
+    reference = Meteor()  # starts its JVM now, so both JVMs load side by side
     got = meteor(cands, refs)
+    score, items = reference.compute_score(gts, res)
     assert got.available, got.reason
     assert abs(got.score - score) < 1e-4
     np.testing.assert_allclose(got.per_item, items, atol=1e-4, rtol=0)
