@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -30,20 +29,10 @@ def compare(captions: list[str]) -> None:
     assert not mismatches, mismatches[:5]
 
 
-@pytest.mark.slow
 def test_every_clotho_and_audiocaps_caption_matches_java(shared):
     captions = all_captions(shared)
     assert len(captions) == 19195 + 5225 + 5225 + 49838 + 2475 + 4875
     compare(captions)
-
-
-def test_unusual_and_evaluation_captions_match_java(shared):
-    """Fast subset: every caption (all splits) with a character other than letters, spaces,
-    commas and periods, plus the Clotho evaluation captions."""
-    captions = all_captions(shared)
-    unusual = [c for c in captions if re.search(r"[^A-Za-z ,.]|\.\S|cannot", c)]
-    assert len(unusual) > 900
-    compare(unusual + captions[19195 + 5225 : 19195 + 2 * 5225])
 
 
 def test_tricky_cases():
