@@ -14,6 +14,8 @@ from audiocap.cli import foley as _foley  # noqa: F401  (registers `data build-f
 from audiocap.cli import serve as _serve  # noqa: F401
 from audiocap.cli import wsac as _wsac  # noqa: F401
 from audiocap.cli import search as _search  # noqa: F401
+from audiocap.cli import eval as _eval  # noqa: F401
+from audiocap.cli import metrics as _metrics  # noqa: F401
 from audiocap.cli.apps import app
 
 
