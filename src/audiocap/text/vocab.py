@@ -25,13 +25,7 @@ def tokenize_captions(captions: Sequence[str]) -> list[list[str]]:
     ``ptb_tokenize`` (Chen et al. 2015, "Microsoft COCO Captions: data collection and evaluation
     server") and returns one list of lower-cased words per caption.
     """
-    try:
-        from audiocap.text.tokenize import ptb_tokenize
-    except ImportError:  # TEMPORARY until the metrics branch lands; removed at merge
-        import re
-
-        def ptb_tokenize(texts: list[str]) -> list[str]:
-            return [" ".join(re.findall(r"[a-z0-9]+(?:'[a-z]+)?", t.lower())) for t in texts]
+    from audiocap.text.tokenize import ptb_tokenize
 
     out = ptb_tokenize(list(captions))
     return [t.split() if isinstance(t, str) else list(t) for t in out]
