@@ -33,6 +33,7 @@ from audiocap.text.vocab import Vocab
 
 CAPTIONERS: dict[str, str] = {
     "captioner": "audiocap.captioning:caption_files",
+    "wsac": "audiocap.decoding.wsac:caption_files",
 }
 
 
