@@ -6,13 +6,13 @@ VENV ?= .venv
 SHARED ?= ../shared
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.audiocap-installed
-APT_PACKAGES := default-jre-headless sox espeak-ng fluidsynth fluid-soundfont-gm chromium chromium-driver
+APT_PACKAGES := default-jre-headless maven sox espeak-ng fluidsynth fluid-soundfont-gm chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps demo test test-slow clean
 
-# Debian packages: Java for METEOR/SPICE, sound tools for the dataset builder, Chromium for
-# the browser test of the web page.
+# Debian packages: Java for METEOR/SPICE, Maven to fetch SPICE's CoreNLP, sound tools for the
+# dataset builder, Chromium for the browser test of the web page.
 system-deps:
 	@bash scripts/system-deps.sh $(APT_PACKAGES)
 
@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: system-deps $(STAMP)
+	@$(BIN)/audiocap metrics setup-spice || echo "warning: SPICE set-up failed (see the error above); SPICE and SPIDEr will be reported unavailable"
 
 # Main job on the built-in default data.
 demo: setup

@@ -8,10 +8,15 @@ faiss, Java bridges) happen inside the commands so that ``--help`` stays fast.
 from __future__ import annotations
 
 from audiocap.cli import audio as _audio  # noqa: F401  (registers commands)
+from audiocap.cli import captioner as _captioner  # noqa: F401  (registers commands)
 from audiocap.cli import data as _data  # noqa: F401
 from audiocap.cli import demo as _demo  # noqa: F401
 from audiocap.cli import foley as _foley  # noqa: F401  (registers `data build-foley`)
 from audiocap.cli import serve as _serve  # noqa: F401
+from audiocap.cli import wsac as _wsac  # noqa: F401
+from audiocap.cli import search as _search  # noqa: F401
+from audiocap.cli import eval as _eval  # noqa: F401
+from audiocap.cli import metrics as _metrics  # noqa: F401
 from audiocap.cli import train_clap as _train_clap  # noqa: F401
 from audiocap.cli import eval_clap as _eval_clap  # noqa: F401
 from audiocap.cli.apps import app

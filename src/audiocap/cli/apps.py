@@ -21,11 +21,11 @@ def group(name: str, help: str) -> typer.Typer:
     return sub
 
 
+eval_app = group("eval", "Score captions, retrieval models and captioners with the DCASE metrics.")
+train_app = group("train", "Train models from YAML recipes.")
+
+
 def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print ``error: message`` to stderr and return an Exit to raise (no traceback)."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
-
-
-train_app = group("train", "Train models from YAML recipes.")
-eval_app = group("eval", "Evaluate models and predictions with the DCASE metrics.")

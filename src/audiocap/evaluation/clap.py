@@ -22,30 +22,10 @@ from audiocap.data.manifest import Clip, audio_path, read_manifest
 def retrieval_metrics(sim: torch.Tensor, text_to_audio: torch.Tensor) -> dict:
     """Flat ``t2a_R@k`` / ``a2t_R@k`` / ``*_mAP@10`` from ``sim`` (n_text, n_audio) and the clip
     index of each caption, computed by :mod:`audiocap.metrics.retrieval` (DCASE Task 6B)."""
-    try:
-        from audiocap.metrics.retrieval import retrieval_report
-    except ImportError:  # metrics branch not merged yet: interim, same definitions
-        return _interim_retrieval_metrics(sim, text_to_audio)
+    from audiocap.metrics.retrieval import retrieval_report
+
     rep = retrieval_report(sim.t(), text_to_audio.cpu().numpy())
     return {f"{p}_{k}": v for p, d in (("t2a", rep["text_to_audio"]), ("a2t", rep["audio_to_text"])) for k, v in d.items()}
-
-
-def _interim_retrieval_metrics(sim: torch.Tensor, text_to_audio: torch.Tensor) -> dict:
-    """Stand-in until audiocap.metrics.retrieval is on main (delete then)."""
-    out = {}
-    rank_t = (sim.argsort(1, descending=True) == text_to_audio[:, None]).float().argmax(1)  # (M,)
-    for k in (1, 5, 10):
-        out[f"t2a_R@{k}"] = float((rank_t < k).float().mean())
-    out["t2a_mAP@10"] = float(torch.where(rank_t < 10, 1.0 / (rank_t + 1), torch.zeros(())).mean())
-    top = min(10, sim.shape[0])
-    order = sim.t().argsort(1, descending=True)[:, :top]  # (N, top)
-    rel = text_to_audio[order] == torch.arange(sim.shape[1])[:, None]
-    n_rel = torch.bincount(text_to_audio, minlength=sim.shape[1]).clamp(max=10).clamp_min(1)
-    for k in (1, 5, 10):
-        out[f"a2t_R@{k}"] = float(rel[:, :k].any(1).float().mean())
-    prec = rel.float().cumsum(1) / torch.arange(1, top + 1)
-    out["a2t_mAP@10"] = float(((prec * rel).sum(1) / n_rel).mean())
-    return out
 
 
 def split_clips(manifest: str | os.PathLike, split: str) -> list[Clip]:

@@ -13,9 +13,6 @@ from typing import Any, Iterator
 
 import numpy as np
 
-DEFAULT_CLIP_SECONDS = 10.0  # same default as audiocap.search for models that do not say
-
-
 def load_clap_model(folder: Path, *, device: str = "cpu"):
     """A CLAP checkpoint folder (kind "clap") in eval mode on ``device``."""
     from audiocap.models.clap import load_clap
@@ -47,22 +44,12 @@ def embed_text(clap, texts: list[str]) -> np.ndarray:
 def embed_audio(clap, wave: np.ndarray) -> np.ndarray:
     """One CLAP query embedding (1, D) for a waveform (N,) at the model's rate.
 
-    Embedded the way the index embedded its files: clips no longer than the model's clip length
-    whole, longer ones as back-to-back windows (the last shifted to end at the last sample)
-    whose embeddings are averaged and re-normalized.
+    Embedded exactly the way ``audiocap index build`` embedded the files
+    (:func:`audiocap.search.embed_wave`: whole clips, or averaged windows for long ones).
     """
-    from audiocap.audio.io import split_windows
-    from audiocap.embed import embed_audio as clap_embed_audio
+    from audiocap.search import ClapEmbedder, embed_wave
 
-    sr = int(clap.sample_rate)
-    clip = float(getattr(clap, "clip_seconds", None) or DEFAULT_CLIP_SECONDS)
-    if wave.shape[0] <= round(clip * sr):
-        windows = [wave]
-    else:
-        windows = list(split_windows(wave, sr=sr, window=clip, last="overlap")[0])  # W x (clip*sr,)
-    embs = clap_embed_audio(clap, windows)  # (W, D)
-    mean = embs.mean(axis=0, keepdims=True)  # (1, D)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    return embed_wave(ClapEmbedder(clap), wave)[0][None, :]
 
 
 def search(index, query: np.ndarray, k: int) -> list[tuple[str, float, str | None]]:

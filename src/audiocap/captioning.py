@@ -1,0 +1,163 @@
+"""Caption audio files with trained checkpoints: loading, long files, ensembles, kind dispatch.
+
+Files up to the training clip length (``clip_seconds`` of the recipe, 10 s by default) get one
+caption. Longer files are cut into consecutive windows of that length (the last one shorter;
+nothing is dropped), each window is embedded by the frozen tower, and then either
+
+- ``per_window=True``: one caption per window, with its start/end time in seconds, or
+- ``per_window=False`` (default): one caption for the whole file. The frame embeddings of all
+  windows are **concatenated** along time and the trainable audio encoder reads them as one
+  long sequence, so the decoder can attend to every part of the file (pooling to a single
+  vector would throw the temporal detail away before cross-attention).
+
+``CAPTIONERS`` maps a checkpoint kind (``recipe.yaml``'s ``kind``) to the function that captions
+files with it, as ``"module:function"``; other model families register there in one line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from audiocap.checkpoint import CheckpointError, load_checkpoint, read_extra, read_recipe
+from audiocap.decoding import CaptionerScorer, EnsembleScorer, Hypothesis, beam_search, greedy_search
+from audiocap.models.captioner import Captioner, CaptionerConfig
+from audiocap.text.vocab import Vocab
+
+CAPTIONERS: dict[str, str] = {
+    "captioner": "audiocap.captioning:caption_files",
+    "wsac": "audiocap.decoding.wsac:caption_files",
+}
+
+
+@dataclass
+class Caption:
+    """One caption of a file (or of the window ``start``-``end`` seconds of it)."""
+
+    file: str
+    start: float
+    end: float
+    text: str
+    score: float
+    finished: bool = True  # False: cut at the maximum length without <eos>
+
+
+@dataclass
+class LoadedCaptioner:
+    model: Captioner
+    vocab: Vocab
+    recipe: dict[str, Any]
+    folder: Path
+
+
+def load_captioner(folder: str | os.PathLike, *, device: str | torch.device = "cpu") -> LoadedCaptioner:
+    """Load a ``captioner`` checkpoint folder (weights strictly, recipe, vocabulary)."""
+    state, recipe = load_checkpoint(folder, kind="captioner", device=device)
+    if "model_config" not in recipe:
+        raise CheckpointError(f"{folder}: recipe.yaml has no model_config; re-save it with audiocap train captioner")
+    model = Captioner(CaptionerConfig(**recipe["model_config"])).to(device)
+    model.load_state_dict(state, strict=True)
+    vocab = Vocab.from_json(read_extra(folder, "vocab"))
+    if len(vocab) != model.cfg.vocab_size:
+        raise CheckpointError(f"{folder}: vocab.json has {len(vocab)} words but the model {model.cfg.vocab_size}")
+    return LoadedCaptioner(model.eval(), vocab, recipe, Path(folder))
+
+
+class CaptionPipeline:
+    """Frozen tower + one captioner or an ensemble sharing a vocabulary and a tower."""
+
+    def __init__(self, members: Sequence[LoadedCaptioner], *, beam: int = 3, alpha: float | None = None,
+                 max_len: int | None = None, tower: Any = None, batch_size: int = 16) -> None:
+        first = members[0]
+        for m in members[1:]:
+            if m.vocab.words != first.vocab.words:
+                raise CheckpointError(f"{m.folder}: vocabulary differs from {first.folder}; an ensemble "
+                                      "needs checkpoints trained with the same vocabulary")
+            if m.recipe["tower"] != first.recipe["tower"]:
+                raise CheckpointError(f"{m.folder}: frozen tower {m.recipe['tower']} differs from "
+                                      f"{first.folder} ({first.recipe['tower']})")
+        self.vocab, self.beam, self.batch_size = first.vocab, beam, batch_size
+        dec = first.recipe.get("decode", {})
+        self.alpha = dec.get("alpha", 0.0) if alpha is None else alpha
+        limit = min(m.model.cfg.max_len for m in members)
+        self.max_len = min(max_len or dec.get("max_len", 25), limit)
+        self.window = float(first.recipe.get("clip_seconds", 10.0))
+        if tower is None:
+            from audiocap.train.captioner_data import load_frame_tower
+
+            tower = load_frame_tower(first.recipe["tower"]["name"], first.recipe["tower"].get("options"))
+        self.tower = tower
+        scorers = [CaptionerScorer(m.model, bos_id=m.vocab.bos_id, eos_id=m.vocab.eos_id, pad_id=m.vocab.pad_id)
+                   for m in members]
+        self.scorer = scorers[0] if len(scorers) == 1 else EnsembleScorer(scorers)
+
+    @torch.no_grad()
+    def caption_frames(self, frames: Sequence[torch.Tensor]) -> list[Hypothesis]:
+        """Best hypothesis for each frame-embedding sequence (T_i, D), decoded in batches."""
+        from audiocap.train.captioner_data import pad_frames
+
+        out: list[Hypothesis] = []
+        device = self.scorer.device
+        for s in range(0, len(frames), self.batch_size):
+            x, mask = pad_frames(frames[s : s + self.batch_size])
+            state = self.scorer.start(x.to(device), mask.to(device))
+            if self.beam <= 1:
+                out += greedy_search(self.scorer, state, len(x), max_len=self.max_len)
+            else:
+                out += [h[0] for h in beam_search(self.scorer, state, len(x), beam=self.beam, alpha=self.alpha,
+                                                  max_len=self.max_len)]
+        return out
+
+    def window_frames(self, wave: np.ndarray) -> tuple[list[torch.Tensor], list[tuple[float, float]]]:
+        """Frame embeddings of each window of ``wave`` and its (start, end) in seconds."""
+        from audiocap.train.captioner_data import window_frames
+
+        return window_frames(self.tower, wave, window=self.window, batch_size=self.batch_size)
+
+    def caption_wave(self, wave: np.ndarray, *, name: str = "<wave>", per_window: bool = False) -> list[Caption]:
+        """Captions of one waveform at the tower's rate (one, or one per window)."""
+        frames, spans = self.window_frames(wave)
+        if per_window:
+            hyps = self.caption_frames(frames)
+        else:
+            hyps = self.caption_frames([torch.cat(frames, 0)])
+            spans = [(0.0, spans[-1][1])]
+        return [Caption(name, round(a, 3), round(b, 3), self.vocab.decode(h.tokens), h.score, h.finished)
+                for h, (a, b) in zip(hyps, spans)]
+
+
+def caption_files(files: Sequence[str | os.PathLike], checkpoints: Sequence[str | os.PathLike], *,
+                  beam: int = 3, per_window: bool = False, progress: bool = False, **kw: Any) -> list[Caption]:
+    """Caption audio ``files`` with one captioner checkpoint or an ensemble of several.
+
+    Encoder-decoder captioning with beam search (k = ``beam``; 1 = greedy) and per-step
+    log-probability averaging for ensembles (DCASE Task 6 systems, e.g. the Xiaomi 2023
+    captioner). Raises :class:`audiocap.audio.io.AudioError` naming a bad file.
+    """
+    from tqdm import tqdm
+
+    from audiocap.audio.io import load_audio
+
+    pipe = CaptionPipeline([load_captioner(c) for c in checkpoints], beam=beam, **kw)
+    out: list[Caption] = []
+    for f in tqdm(list(files), desc="captioning", unit="file", disable=not progress):
+        wave = load_audio(f, sr=pipe.tower.sample_rate)
+        out += pipe.caption_wave(wave, name=str(f), per_window=per_window)
+    return out
+
+
+def captioner_for(checkpoint: str | os.PathLike) -> Callable[..., list[Caption]]:
+    """The ``caption_files`` function registered for the kind of ``checkpoint``."""
+    kind = read_recipe(checkpoint)["kind"]
+    if kind not in CAPTIONERS:
+        raise CheckpointError(f"{checkpoint}: a '{kind}' checkpoint cannot caption audio; "
+                              f"use one of kind {', '.join(CAPTIONERS)}")
+    module, func = CAPTIONERS[kind].split(":")
+    return getattr(importlib.import_module(module), func)

@@ -1,0 +1,100 @@
+"""``audiocap train captioner``, ``audiocap caption`` and ``audiocap eval captioner``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from audiocap.cli.apps import app, eval_app, fail, train_app
+
+
+@train_app.command("captioner")
+def train_captioner_cmd(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML recipe, e.g. configs/captioner/foley_ce.yaml."),
+    set_: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.epochs=3 (repeatable)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <train.out>/lightning/last.ckpt if present."),
+) -> None:
+    """Train an audio captioner (frozen tower -> audio encoder -> Transformer decoder).
+
+    The loss is caption cross-entropy, optionally plus CL4AC or NT-Xent (loss.aux). Frozen-tower
+    frame embeddings are cached under data.cache_dir; the model is written to
+    <train.out>/checkpoint (the epoch with the lowest validation CE).
+    """
+    from audiocap.config import RecipeError, load_recipe
+    from audiocap.train.captioner import CaptionerRecipe, train_captioner
+
+    try:
+        recipe = load_recipe(CaptionerRecipe, config, set_)
+        folder = train_captioner(recipe, resume=resume)
+    except (RecipeError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"checkpoint: {folder}")
+
+
+@app.command("caption")
+def caption_cmd(
+    files: list[Path] = typer.Argument(..., help="Audio files (wav, flac, ogg, mp3...)."),
+    model: Path = typer.Option(..., "--model", "-m", help="Checkpoint folder (captioner, or any registered kind)."),
+    beam: int = typer.Option(3, "--beam", help="Beam size; 1 = greedy decoding."),
+    ensemble: list[Path] = typer.Option([], "--ensemble", help="More checkpoints (same vocabulary) to average "
+                                        "per-step log-probabilities with --model (repeatable)."),
+    per_window: bool = typer.Option(False, "--per-window", help="Files longer than the training clips: one caption "
+                                    "per window with start/end seconds (default: one caption per file)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+) -> None:
+    """Caption audio files with a trained model (dispatches on the checkpoint's kind)."""
+    from audiocap.audio.io import AudioError
+    from audiocap.captioning import captioner_for
+    from audiocap.checkpoint import CheckpointError
+
+    if beam < 1:
+        raise fail("--beam must be at least 1")
+    try:
+        run = captioner_for(model)
+        caps = run(files, [model, *ensemble], beam=beam, per_window=per_window, progress=len(files) > 1)
+    except (AudioError, CheckpointError) as exc:
+        raise fail(str(exc)) from None
+    for c in caps:
+        if as_json:
+            typer.echo(json.dumps({"file": c.file, "start": c.start, "end": c.end, "caption": c.text,
+                                   "score": round(c.score, 4), "finished": c.finished}))
+        else:
+            typer.echo(f"{c.file}\t{c.start:.2f}-{c.end:.2f}s\t{c.text}" + ("" if c.finished else "\t(cut at max length)"))
+
+
+@eval_app.command("captioner")
+def eval_captioner_cmd(
+    model: Path = typer.Option(..., "--model", "-m", help="Captioner checkpoint folder."),
+    manifest: Path = typer.Option(..., "--manifest", help="Manifest (JSONL) with reference captions."),
+    split: str = typer.Option("test", "--split", help="Manifest split to evaluate."),
+    beam: int = typer.Option(3, "--beam", help="Beam size; 1 = greedy decoding."),
+    ensemble: list[Path] = typer.Option([], "--ensemble", help="More checkpoints to ensemble with --model."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for metrics.json and predictions.csv "
+                                       "(default: <model>/eval-<split>-beam<k>)."),
+    cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Frame cache (default: the recipe's)."),
+    skip_spice: bool = typer.Option(False, "--skip-spice", help="Leave out SPICE/SPIDEr (slow Java parser)."),
+) -> None:
+    """Caption a manifest split and score it with the DCASE metrics; prints the table."""
+    from audiocap.audio.io import AudioError
+    from audiocap.checkpoint import CheckpointError
+    from audiocap.data.manifest import ManifestError
+    from audiocap.evaluation.captioner import evaluate_captioner, write_report
+    from audiocap.metrics.captioning import Evaluator
+
+    try:
+        from audiocap.metrics.captioning import ALL_METRICS
+
+        chosen = [m for m in ALL_METRICS if m not in ("spice", "spider")] if skip_spice else None
+        report = evaluate_captioner([model, *ensemble], manifest, split=split, beam=beam, cache_dir=cache_dir,
+                                    metrics=chosen)
+    except (AudioError, CheckpointError, ManifestError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    folder = out or model / f"eval-{split}-beam{beam}"
+    js, cs = write_report(report, folder)
+    from rich.console import Console
+
+    Console().print(Evaluator.table(report["metrics"], title=f"{model} on {manifest} [{split}], beam {beam}"))
+    typer.echo(f"wrote {js} and {cs}")

@@ -1,0 +1,98 @@
+"""``audiocap index build`` and ``audiocap search``: index a sound collection, query it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from audiocap.cli.apps import app, fail, group
+
+index_app = group("index", "Build a searchable index of a sound collection with a CLAP model.")
+
+
+@index_app.command("build")
+def build(
+    source: Path = typer.Argument(..., help="A folder of audio files (searched recursively) or a "
+                                  "manifest.jsonl."),
+    model: Path = typer.Option(..., "--model", help="CLAP checkpoint folder used to embed the audio."),
+    out: Path = typer.Option(..., "--out", help="Index folder to write (index.json + a .faiss file "
+                             "+ report.json)."),
+    exact_below: int = typer.Option(50_000, help="Use exact search (faiss IndexFlatIP) below this "
+                                    "many files, an approximate index above it."),
+    kind: str = typer.Option("pqfs", help="Approximate index: 'pqfs' (4-bit PQ fast scan + exact "
+                             "re-rank), 'ivf' (IVF-Flat) or 'hnsw'."),
+    nlist: Optional[int] = typer.Option(None, help="IVF cells (default: sqrt of the file count)."),
+    nprobe: int = typer.Option(32, help="IVF cells scanned per query (speed/recall knob)."),
+    hnsw_m: int = typer.Option(32, help="HNSW links per node."),
+    ef_search: int = typer.Option(256, help="HNSW candidates per query (speed/recall knob)."),
+    refine: int = typer.Option(400, help="pqfs: k*refine candidates re-ranked exactly (speed/recall "
+                               "knob)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+) -> None:
+    """Embed every audio file of SOURCE with the model and save a searchable index to --out.
+
+    Files longer than the model's clip length are embedded window by window and the windows are
+    averaged, so each file is one entry. Unreadable or corrupt files are skipped and listed
+    (on screen and in OUT/report.json); the build fails only if no file is readable.
+    """
+    from audiocap.index import IndexParams
+    from audiocap.search import build_index
+
+    if kind not in ("ivf", "hnsw", "pqfs"):
+        raise fail(f"--kind must be 'ivf', 'hnsw' or 'pqfs', got {kind!r}")
+    params = IndexParams(exact_below=exact_below, kind=kind, ivf_nlist=nlist, ivf_nprobe=nprobe,
+                         hnsw_m=hnsw_m, hnsw_ef_search=ef_search, pq_refine=refine)
+    try:
+        index, report = build_index(source, model, out, params=params)
+    except ValueError as exc:  # VectorIndexError, ManifestError, CheckpointError
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(f"indexed {report['indexed']} of {report['found']} file(s) ({report['windows']} "
+               f"window(s), {index.kind} index, dim {index.dim}) -> {out}")
+    if report["skipped"]:
+        typer.secho(f"skipped {len(report['skipped'])} unreadable file(s) (listed in "
+                    f"{out / 'report.json'}):", fg=typer.colors.YELLOW, err=True)
+        for row in report["skipped"]:
+            typer.echo(f"  {row['reason']}", err=True)
+
+
+@app.command("search")
+def search_cmd(
+    query: Optional[str] = typer.Argument(None, help="Text query, e.g. \"a dog barks in the rain\"."),
+    index: Path = typer.Option(..., "--index", help="Index folder written by `audiocap index build`."),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Search with an audio file instead "
+                                         "of text."),
+    k: int = typer.Option(10, "-k", "--top-k", min=1, help="Number of results."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint to embed the query "
+                                         "(default: the model that built the index)."),
+    nprobe: Optional[int] = typer.Option(None, help="Override IVF cells scanned per query."),
+    ef_search: Optional[int] = typer.Option(None, help="Override HNSW candidates per query."),
+    refine: Optional[int] = typer.Option(None, help="Override the pqfs re-rank factor."),
+    as_json: bool = typer.Option(False, "--json", help="Print results as one JSON list."),
+) -> None:
+    """Print the indexed files that best match a text QUERY or an --audio file, with scores.
+
+    Scores are cosine similarities between the query embedding and each file's embedding. The
+    query is embedded with the model recorded in the index unless --model is given.
+    """
+    from audiocap.index import VectorIndex
+    from audiocap.search import search
+
+    if (query is None) == (audio is None):
+        raise fail("give either a text QUERY or --audio FILE (exactly one)")
+    try:
+        idx = VectorIndex.load(index)
+        idx.set_search_params(nprobe=nprobe, ef_search=ef_search, refine=refine)
+        hits = search(idx, text=query, audio=audio, k=k, model=model)
+    except ValueError as exc:  # VectorIndexError, AudioError, CheckpointError
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(hits, ensure_ascii=False, indent=2))
+        return
+    for hit in hits:
+        typer.echo(f"{hit['rank']:>3}  {hit['score']:.4f}  {hit['path']}")

@@ -1,0 +1,240 @@
+"""WSAC inference: turn an audio embedding into a decoder input, then decode words.
+
+Kouzelis & Katsouros, "Weakly-supervised Automated Audio Captioning via text only training"
+(DCASE 2023). The decoder was trained on text embeddings only; at inference an audio
+embedding of the same contrastive space is fed to it in one of three ways:
+
+- ``direct``: the audio embedding itself (optionally after the training-time shift);
+- ``nnd`` (nearest-neighbour decoding): the training-caption text embedding closest to the
+  audio embedding in a memory;
+- ``projection``: softmax(sim/τ)-weighted mean of the memory embeddings, re-normalized;
+  as τ → 0 it reduces to NND.
+
+The memory is searched by inner product over L2-normalized vectors (cosine similarity).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from audiocap.models.prefix_decoder import PrefixDecoder
+
+Strategy = Literal["direct", "nnd", "projection"]
+STRATEGIES = ("direct", "nnd", "projection")
+
+
+class CaptionMemory:
+    """Normalized training-caption embeddings (N, D) searched by cosine similarity."""
+
+    def __init__(self, embeddings: torch.Tensor, captions: list[str] | None = None) -> None:
+        if embeddings.ndim != 2 or embeddings.shape[0] == 0:
+            raise ValueError(f"memory must be a non-empty (N, D) tensor, got {tuple(embeddings.shape)}")
+        if captions is not None and len(captions) != embeddings.shape[0]:
+            raise ValueError(f"{len(captions)} captions for {embeddings.shape[0]} memory embeddings")
+        self.embeddings = F.normalize(embeddings.float(), dim=-1)  # (N, D)
+        self.captions = captions
+
+    def __len__(self) -> int:
+        return self.embeddings.shape[0]
+
+    def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` cosine similarities and memory ids for queries (B, D): ((B, k), (B, k))."""
+        sims = F.normalize(queries.float(), dim=-1) @ self.embeddings.T  # (B, N)
+        return sims.topk(min(k, len(self)), dim=-1)
+
+
+def nearest_neighbour(queries: torch.Tensor, memory: CaptionMemory) -> torch.Tensor:
+    """NND (Kouzelis & Katsouros, 2023): replace each query (B, D) by its nearest memory embedding."""
+    _, ids = memory.search(queries, 1)
+    return memory.embeddings[ids[:, 0]]  # (B, D)
+
+
+def projection_weights(sims: torch.Tensor, tau: float) -> torch.Tensor:
+    """softmax(sims / τ) over the last axis: the weights of WSAC's projection decoding."""
+    if tau <= 0:
+        raise ValueError(f"projection temperature must be > 0, got {tau}")
+    return torch.softmax(sims / tau, dim=-1)
+
+
+def project_on_memory(
+    queries: torch.Tensor, memory: CaptionMemory, *, tau: float, k: int | None = None
+) -> torch.Tensor:
+    """Projection decoding (Kouzelis & Katsouros, 2023): Σ softmax(sim/τ)·m over the memory.
+
+    Queries (B, D) -> normalized (B, D). ``k`` limits the sum to the ``k`` most similar items
+    (None = the whole memory); items outside the top k have negligible weight for small τ.
+    """
+    sims, ids = memory.search(queries, k or len(memory))  # (B, k)
+    w = projection_weights(sims, tau)  # (B, k)
+    mixed = torch.einsum("bk,bkd->bd", w, memory.embeddings[ids])
+    return F.normalize(mixed, dim=-1)
+
+
+def decoder_input(
+    audio_emb: torch.Tensor,
+    strategy: Strategy,
+    *,
+    memory: CaptionMemory | None = None,
+    tau: float = 0.01,
+    k: int | None = None,
+    shift: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Map audio embeddings (B, D) to the decoder's input (B, D) with a WSAC strategy.
+
+    ``direct`` passes the embedding, minus ``shift`` when given (an inference-time Δgap
+    for a model trained on unshifted text; a model trained with the shift takes None);
+    ``nnd`` and ``projection`` need the training-caption ``memory``.
+    """
+    if strategy == "direct":
+        return audio_emb if shift is None else audio_emb - shift.to(audio_emb)
+    if memory is None:
+        raise ValueError(f"strategy '{strategy}' needs a caption memory")
+    if strategy == "nnd":
+        return nearest_neighbour(audio_emb, memory)
+    if strategy == "projection":
+        return project_on_memory(audio_emb, memory, tau=tau, k=k)
+    raise ValueError(f"unknown strategy '{strategy}'; use one of {', '.join(STRATEGIES)}")
+
+
+class PrefixScorer:
+    """Step-wise next-word log-probabilities of a :class:`PrefixDecoder` for a search routine.
+
+    State = (embeddings (N, E), tokens so far (N, t)); each step re-runs the short causal
+    Transformer over the whole prefix (captions are < 32 tokens, so no key/value cache).
+    """
+
+    def __init__(self, model: PrefixDecoder, *, bos_id: int = 1, eos_id: int = 2, pad_id: int = 0) -> None:
+        self.model = model.eval()
+        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def start(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Initial state for embeddings (B, E): no tokens yet."""
+        return emb.to(self.device), torch.zeros(emb.shape[0], 0, dtype=torch.long, device=self.device)
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor, state):
+        """Append one token per row (N,) -> log-probabilities (N, V) of the next one, new state."""
+        emb, seq = state
+        seq = torch.cat([seq, tokens.to(seq.device)[:, None]], dim=1)  # (N, t+1)
+        return self.model(emb, seq)[:, -1].float().log_softmax(-1), (emb, seq)
+
+    def select(self, state, index: torch.Tensor):
+        """Keep/reorder/duplicate rows of the state."""
+        emb, seq = state
+        return emb[index], seq[index]
+
+
+@torch.no_grad()
+def beam_decode(
+    model: PrefixDecoder, emb: torch.Tensor, *, bos: int, eos: int, beam: int = 3, max_len: int = 30
+) -> list[list[int]]:
+    """Beam search (beam=1 is greedy) over ``model`` for embeddings (B, E); token ids per item.
+
+    Scores are summed log-probabilities; finished beams keep their score and only extend
+    with <eos>. Returned ids exclude <bos> and stop before <eos>.
+    """
+    B, K = emb.shape[0], beam
+    emb_k = emb.repeat_interleave(K, dim=0)  # (B*K, E)
+    tokens = torch.full((B * K, 1), bos, dtype=torch.long, device=emb.device)
+    scores = torch.full((B, K), float("-inf"), device=emb.device)
+    scores[:, 0] = 0.0
+    done = torch.zeros(B * K, dtype=torch.bool, device=emb.device)
+    for _ in range(max_len - 1):
+        logp = model(emb_k, tokens)[:, -1].log_softmax(-1)  # (B*K, V)
+        V = logp.shape[-1]
+        logp[done] = float("-inf")
+        logp[done, eos] = 0.0
+        total = (scores.view(-1, 1) + logp).view(B, K * V)
+        scores, flat = total.topk(K, dim=-1)  # (B, K)
+        src = (flat // V) + torch.arange(B, device=emb.device).unsqueeze(1) * K  # (B, K) beam rows
+        tokens = torch.cat([tokens[src.view(-1)], (flat % V).view(-1, 1)], dim=1)
+        done = done[src.view(-1)] | (tokens[:, -1] == eos)
+        if bool(done.all()):
+            break
+    best = tokens.view(B, K, -1)[:, 0]  # topk is sorted: beam 0 is the best
+    out = []
+    for row in best.tolist():
+        seq = row[1:]
+        out.append(seq[: seq.index(eos)] if eos in seq else seq)
+    return out
+
+
+class WSAC:
+    """A loaded WSAC checkpoint: decoder, vocabulary, caption memory and gap statistics."""
+
+    def __init__(self, model: PrefixDecoder, vocab, memory: CaptionMemory, *, space: str,
+                 gap: dict, recipe: dict) -> None:
+        self.model, self.vocab, self.memory = model.eval(), vocab, memory
+        self.space, self.gap, self.recipe = space, gap, recipe
+
+    @torch.no_grad()
+    def caption_embeddings(self, emb: torch.Tensor, *, strategy: Strategy = "direct", tau: float = 0.01,
+                           k: int | None = None, beam: int = 3, batch_size: int = 64) -> list[str]:
+        """Captions for joint-space embeddings (B, D) (audio or text) with a WSAC strategy.
+
+        Kouzelis & Katsouros (2023): direct, nearest-neighbour (NND) or projection decoding.
+        """
+        from audiocap.text.wsac_vocab import BOS, EOS
+
+        out: list[str] = []
+        dev = next(self.model.parameters()).device
+        for i in range(0, emb.shape[0], batch_size):
+            x = decoder_input(emb[i : i + batch_size].float().cpu(), strategy, memory=self.memory, tau=tau, k=k)
+            x = x.to(dev)
+            ids = beam_decode(self.model, x, bos=BOS, eos=EOS, beam=beam, max_len=self.model.cfg.max_len)
+            out.extend(self.vocab.decode(seq) for seq in ids)
+        return out
+
+
+def load_wsac(folder, *, device: str | torch.device = "cpu") -> WSAC:
+    """Load a ``wsac`` checkpoint folder written by :func:`audiocap.train.wsac.train_wsac`."""
+    from audiocap.checkpoint import load_checkpoint, read_extra
+    from audiocap.models.prefix_decoder import PrefixDecoderConfig
+    from audiocap.text.wsac_vocab import WordVocab
+
+    state, recipe = load_checkpoint(folder, kind="wsac", device=device)
+    cfg = PrefixDecoderConfig(**read_extra(folder, "decoder"))
+    model = PrefixDecoder(cfg).to(device)
+    model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+    memory = CaptionMemory(state["memory.embeddings"], read_extra(folder, "memory_captions"))
+    gap = dict(read_extra(folder, "gap"))
+    if "gap.shift" in state:
+        gap["shift"] = state["gap.shift"]
+    return WSAC(model, WordVocab.from_json(read_extra(folder, "vocab")), memory,
+                space=recipe["data"]["space"], gap=gap, recipe=recipe)
+
+
+def caption_files(files, checkpoints, *, beam: int = 3, per_window: bool = False, progress: bool = False,
+                  strategy: Strategy = "direct", tau: float = 0.01, k: int | None = None, **_: object):
+    """Caption audio ``files`` with one WSAC checkpoint (the ``audiocap caption`` entry for kind ``wsac``).
+
+    Each file is embedded whole by the CLAP audio tower of the checkpoint's space, mapped to a
+    decoder input by ``strategy`` (direct / nnd / projection, Kouzelis & Katsouros 2023) and
+    decoded with beam search. Returns :class:`audiocap.captioning.Caption` records.
+    """
+    from tqdm import tqdm
+
+    from audiocap.captioning import Caption
+    from audiocap.checkpoint import CheckpointError
+    from audiocap.encoders.shared_space import audio_embedder
+
+    if len(checkpoints) != 1:
+        raise CheckpointError(f"{checkpoints[1]}: WSAC checkpoints are not ensembled; pass one --model")
+    if per_window:
+        raise CheckpointError(f"{checkpoints[0]}: WSAC captions whole files (CLAP pools the file); drop --per-window")
+    wsac = load_wsac(checkpoints[0])
+    embed = audio_embedder(wsac.space)
+    out = []
+    for f in tqdm(list(files), desc="captioning", unit="file", disable=not progress):
+        from audiocap.audio.io import audio_info
+
+        text = wsac.caption_embeddings(embed([f]), strategy=strategy, tau=tau, k=k, beam=beam)[0]
+        out.append(Caption(str(f), 0.0, round(audio_info(f).duration, 3), text, float("nan")))
+    return out

@@ -1,0 +1,80 @@
+"""Evaluate captioners on a manifest split with the DCASE Task 6 metrics.
+
+Captions every clip of the split (greedy or beam, one model or an ensemble), scores them
+against the clip's reference captions with :mod:`audiocap.metrics` (coco-caption BLEU-1..4,
+METEOR, ROUGE-L, CIDEr-D, SPICE/SPIDEr when Java SPICE is usable, the Sentence-BERT
+similarity and the vocabulary size), and returns the table plus per-clip predictions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from audiocap.captioning import CaptionPipeline, load_captioner
+from audiocap.fileio import atomic_write_text
+
+
+def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]], *,
+                   metrics: Sequence[str] | None = None) -> dict[str, Any]:
+    """``{metric: MetricResult}`` from :class:`audiocap.metrics.captioning.Evaluator` (all metrics).
+
+    The single adapter between the captioner and :mod:`audiocap.metrics` (coco-caption BLEU,
+    METEOR 1.5, ROUGE-L, CIDEr-D, SPICE/SPIDEr, Sentence-BERT similarity, vocabulary size);
+    nothing is re-implemented here, and a metric that cannot run here comes back unavailable.
+    """
+    from audiocap.metrics.captioning import Evaluator
+
+    return Evaluator(metrics)(list(candidates), [list(r) for r in references])
+
+
+def evaluate_captioner(checkpoints: Sequence[str | os.PathLike], manifest: str | os.PathLike, *,
+                       split: str = "test", beam: int = 3, cache_dir: str | None = None,
+                       progress: bool = True, tower: Any = None,
+                       metrics: Sequence[str] | None = None) -> dict[str, Any]:
+    """Caption ``split`` of ``manifest`` and score it; returns metrics, predictions and settings.
+
+    ``metrics`` chooses Evaluator metric names (default: all, including the slow Java SPICE).
+    """
+    from audiocap.data.manifest import read_manifest
+    from audiocap.train.captioner import tower_key
+    from audiocap.train.captioner_data import cache_features
+
+    members = [load_captioner(c) for c in checkpoints]
+    pipe = CaptionPipeline(members, beam=beam, tower=tower)
+    clips = [c for c in read_manifest(manifest) if c.split == split]
+    if not clips:
+        raise ValueError(f"{manifest}: no clips in split '{split}'")
+    recipe = members[0].recipe
+    feats = cache_features(manifest, clips, pipe.tower, tower_key=tower_key(recipe["tower"]),
+                           cache_dir=cache_dir or recipe["data"]["cache_dir"], window=pipe.window,
+                           progress=progress)
+    hyps = pipe.caption_frames([feats[c.id] for c in clips])
+    preds = [pipe.vocab.decode(h.tokens) for h in hyps]
+    # the metrics reject empty strings: an empty caption is scored as the word "empty" and counted
+    scores = score_captions([p or "empty" for p in preds], [c.captions for c in clips], metrics=metrics)
+    rows = [{"id": c.id, "caption": p, "score": round(h.score, 4), "finished": h.finished}
+            for c, p, h in zip(clips, preds, hyps)]
+    return {"metrics": scores, "predictions": rows, "models": [str(c) for c in checkpoints],
+            "manifest": str(manifest), "split": split, "beam": beam, "clips": len(clips),
+            "empty_predictions": sum(not p for p in preds)}
+
+
+def write_report(report: dict[str, Any], out_dir: str | os.PathLike) -> tuple[str, str]:
+    """Write ``metrics.json`` (scores, per-item scores, settings) and ``predictions.csv`` atomically."""
+    from audiocap.metrics.captioning import Evaluator
+
+    os.makedirs(out_dir, exist_ok=True)
+    js = os.path.join(out_dir, "metrics.json")
+    cs = os.path.join(out_dir, "predictions.csv")
+    meta = {k: v for k, v in report.items() if k not in ("predictions", "metrics")}
+    Evaluator.write_json(report["metrics"], js, ids=[r["id"] for r in report["predictions"]], meta=meta)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["id", "caption", "score", "finished"])
+    w.writeheader()
+    w.writerows(report["predictions"])
+    atomic_write_text(cs, buf.getvalue())
+    return js, cs

@@ -1,0 +1,151 @@
+"""Caption metrics of DCASE Task 6A and one :class:`Evaluator` that runs a chosen set.
+
+Every metric takes ``candidates`` (list[str], one per item) and ``references``
+(list[list[str]]), keyword-only hyper-parameters, and returns :class:`MetricResult` objects with
+the corpus score and per-item scores. The n-gram metrics follow coco-caption (Chen et al., 2015)
+exactly (tested against pycocoevalcap); METEOR and SPICE run the official jars. A metric that
+cannot run here is returned with ``available=False`` and the reason, never estimated.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from audiocap.fileio import atomic_write_json
+from audiocap.metrics.base import MetricInputError, MetricResult, check_inputs, prepare
+from audiocap.metrics.meteor import meteor
+from audiocap.metrics.ngram import bleu, cider_d, ngram_metrics, rouge_l
+from audiocap.metrics.spice import spice, spider, spider_fl
+
+__all__ = [
+    "ALL_METRICS", "DEFAULT_METRICS", "Evaluator", "MetricInputError", "MetricResult", "bleu",
+    "cider_d", "meteor", "ngram_metrics", "rouge_l", "sbert_sim", "spice", "spider", "spider_fl", "vocab",
+]
+
+ALL_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice",
+               "spider", "spider_fl", "sbert_sim", "vocab")
+DEFAULT_METRICS = ALL_METRICS
+
+
+def vocab(candidates: list[str], references: list[list[str]], *,
+          tokenized: bool = False) -> MetricResult:
+    """Vocabulary size: number of distinct PTB tokens over all candidates (corpus-level only;
+    a common diversity measure in audio captioning, e.g. DCASE 2023 Task 6A). ``extra`` gives
+    the references' vocabulary size and the candidate/reference ratio."""
+    cands, refs = prepare(candidates, references, tokenized=tokenized)
+    cand_vocab = {w for c in cands for w in c.split()}
+    ref_vocab = {w for rs in refs for r in rs for w in r.split()}
+    return MetricResult("vocab", float(len(cand_vocab)), None,
+                        extra={"references": len(ref_vocab),
+                               "ratio": len(cand_vocab) / max(len(ref_vocab), 1)})
+
+
+def sbert_sim(candidates: list[str], references: list[list[str]], *,
+              model_folder: str | None = None, batch_size: int = 128) -> MetricResult:
+    """Sentence-embedding similarity: cosine of all-MiniLM-L6-v2 embeddings (Reimers & Gurevych,
+    2019) between a candidate and each reference, averaged over references; corpus = mean.
+
+    This is the SBERT half of FENSE's idea with a different model and without FENSE's fluency
+    detector, so it is *not* FENSE and is never reported under that name. Raw (untokenized)
+    captions are embedded.
+    """
+    check_inputs(candidates, references)
+    try:
+        from audiocap.text.minilm import TextModelError, sentence_embeddings
+    except ImportError as exc:  # torch/transformers missing
+        return MetricResult.unavailable("sbert_sim", f"text model unavailable: {exc}")
+    flat = [r for refs in references for r in refs]
+    try:
+        emb = sentence_embeddings(list(candidates) + flat, folder=model_folder,
+                                  batch_size=batch_size).cpu().double().numpy()
+    except TextModelError as exc:
+        return MetricResult.unavailable("sbert_sim", str(exc))
+    n = len(candidates)
+    cand, ref = emb[:n], emb[n:]  # (N, D), (R, D)
+    ref_item = np.repeat(np.arange(n), [len(r) for r in references])  # (R,)
+    cos = (cand[ref_item] * ref).sum(1)  # (R,)
+    per_item = np.bincount(ref_item, weights=cos, minlength=n) / np.bincount(ref_item, minlength=n)
+    return MetricResult("sbert_sim", float(per_item.mean()), per_item)
+
+
+class Evaluator:
+    """Run a chosen set of caption metrics on one corpus, tokenizing once.
+
+    ``metrics``: names from :data:`ALL_METRICS` (default: all). ``spice_dir`` points at a SPICE
+    folder (default ``$AUDIOCAP_SPICE_DIR`` or the user cache). ``progress`` is called with the
+    name of each metric group before it runs.
+    """
+
+    def __init__(self, metrics: Iterable[str] | None = None, *,
+                 spice_dir: str | os.PathLike | None = None, spice_memory: str = "8G",
+                 progress: Callable[[str], None] | None = None):
+        self.metrics = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
+        unknown = [m for m in self.metrics if m not in ALL_METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from "
+                             f"{', '.join(ALL_METRICS)}")
+        self.spice_dir = spice_dir
+        self.spice_memory = spice_memory
+        self.progress = progress or (lambda name: None)
+
+    def __call__(self, candidates: list[str], references: list[list[str]]) -> dict[str, MetricResult]:
+        """Compute the chosen metrics; returns ``{name: MetricResult}`` in the requested order."""
+        want = set(self.metrics)
+        cands, refs = prepare(candidates, references, tokenized=False)
+        out: dict[str, MetricResult] = {}
+
+        def run(name: str, fn: Callable[[], MetricResult | dict]) -> None:
+            self.progress(name)
+            res = fn()
+            out.update(res if isinstance(res, dict) else {name: res})
+
+        if want & {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider_d", "spider"}:
+            run("bleu, rouge_l, cider_d", lambda: ngram_metrics(cands, refs, tokenized=True))
+        if "meteor" in want:
+            run("meteor", lambda: meteor(cands, refs, tokenized=True))
+        if want & {"spice", "spider"}:
+            run("spice", lambda: spice(cands, refs, tokenized=True, folder=self.spice_dir,
+                                       memory=self.spice_memory))
+        if "spider" in want:
+            out["spider"] = spider(out["cider_d"], out["spice"])
+        if "spider_fl" in want:
+            out["spider_fl"] = spider_fl()
+        if "sbert_sim" in want:
+            run("sbert_sim", lambda: sbert_sim(candidates, references))
+        if "vocab" in want:
+            out["vocab"] = vocab(cands, refs, tokenized=True)
+        return {m: out[m] for m in self.metrics}
+
+    @staticmethod
+    def table(results: dict[str, MetricResult], title: str = "caption metrics"):
+        """A rich Table: one row per metric with the corpus score or 'unavailable: reason'."""
+        from rich.table import Table
+
+        table = Table(title=title)
+        table.add_column("metric")
+        table.add_column("score", justify="right")
+        table.add_column("note")
+        for name, res in results.items():
+            if not res.available:
+                table.add_row(name, "—", f"unavailable: {res.reason}")
+            elif name == "vocab":
+                table.add_row(name, f"{res.score:.0f}", f"references: {res.extra['references']}")
+            else:
+                table.add_row(name, f"{res.score:.4f}", "")
+        return table
+
+    @staticmethod
+    def to_json(results: dict[str, MetricResult], *, ids: list[str] | None = None,
+                meta: dict | None = None) -> dict:
+        """JSON-ready dict: ``{"meta": ..., "ids": [...], "metrics": {name: {...}}}``."""
+        return {"meta": meta or {}, "ids": ids,
+                "metrics": {name: res.to_json() for name, res in results.items()}}
+
+    @classmethod
+    def write_json(cls, results: dict[str, MetricResult], path: str | os.PathLike, **kw) -> Path:
+        """Write :meth:`to_json` atomically to ``path``."""
+        return atomic_write_json(path, cls.to_json(results, **kw))

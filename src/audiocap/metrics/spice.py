@@ -1,0 +1,132 @@
+"""SPICE and SPIDEr from the official SPICE 1.0 jar (never estimated).
+
+SPICE (Anderson et al., "SPICE: Semantic Propositional Image Caption Evaluation", ECCV 2016)
+parses candidates and references into scene graphs with Stanford CoreNLP 3.6.0 and scores the
+F-measure of matched tuples. It runs here only from a SPICE folder made by
+``audiocap metrics setup-spice`` (or one the user points at with ``folder=`` /
+``$AUDIOCAP_SPICE_DIR``); otherwise SPICE and SPIDEr are reported unavailable with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from audiocap.metrics.base import MetricResult, prepare
+from audiocap.metrics.spice_setup import (
+    CORENLP, NASHORN, SpiceSetupError, default_spice_dir, java_major,
+)
+
+# SPICE's parse cache serializes with FST 2.47, which reflects into JDK internals (Java >= 9)
+ADD_OPENS = [f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in (
+    "java.lang", "java.util", "java.math", "java.net", "java.text", "java.io",
+    "java.lang.reflect", "java.util.concurrent", "java.util.concurrent.atomic", "java.nio",
+    "sun.nio.ch")]
+SETUP_HINT = "run `audiocap metrics setup-spice` (needs java and mvn with Maven Central)"
+
+
+def spice_status(folder: str | os.PathLike | None = None) -> tuple[Path | None, str]:
+    """``(folder, "")`` when SPICE can run from ``folder`` (default: the cache), else
+    ``(None, reason)``. Checks java, the official jar, CoreNLP 3.6.0 and, on Java >= 15, Nashorn."""
+    path = Path(folder).expanduser() if folder else default_spice_dir()
+    java = shutil.which("java")
+    if java is None:
+        return None, "java not found on PATH (Debian: apt-get install default-jre-headless)"
+    if not (path / "spice-1.0.jar").is_file():
+        return None, f"no SPICE folder at {path} (spice-1.0.jar missing); {SETUP_HINT}"
+    try:
+        need = CORENLP + (NASHORN if java_major(java) >= 15 else [])
+    except SpiceSetupError as exc:
+        return None, str(exc)
+    missing = [name for _, name in need if not (path / "lib" / name).is_file()]
+    if missing:
+        return None, f"SPICE folder {path} lacks {', '.join(missing)}; {SETUP_HINT}"
+    return path, ""
+
+
+def _num(x) -> float:
+    return math.nan if x is None else float(x)
+
+
+def java_command(folder: Path, *, memory: str = "8G") -> list[str]:
+    """``java ... -cp spice-1.0.jar:lib/* edu.anu.spice.SpiceScorer`` for a SPICE folder: the
+    official jar's own class path plus Nashorn, and the module opens its cache needs."""
+    opens = ADD_OPENS if java_major(shutil.which("java") or "java") >= 9 else []
+    return ["java", f"-Xmx{memory}", *opens, "-cp",
+            os.pathsep.join(["spice-1.0.jar", "lib/*"]), "edu.anu.spice.SpiceScorer"]
+
+
+def run_spice(items: list[dict], folder: Path, *, cache: bool = True, memory: str = "8G",
+              timeout: float | None = None) -> list[dict]:
+    """Run the official SPICE scorer once on ``items`` (``image_id``, ``test``, ``refs``).
+
+    Equivalent to coco-caption's ``java -jar spice-1.0.jar IN.json -cache DIR -out OUT.json
+    -subset -silent``, with the jar's own ``lib/`` plus Nashorn on the class path (needed since
+    Java 15). Returns SPICE's JSON output (one dict per item, ``scores`` per category).
+    """
+    with tempfile.TemporaryDirectory(prefix="audiocap-spice-") as tmp:
+        in_file, out_file = Path(tmp) / "in.json", Path(tmp) / "out.json"
+        in_file.write_text(json.dumps(items))
+        cmd = [*java_command(folder, memory=memory), str(in_file)]
+        if cache:
+            (folder / "cache").mkdir(exist_ok=True)
+            cmd += ["-cache", str(folder / "cache")]
+        cmd += ["-out", str(out_file), "-subset", "-silent"]
+        proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0 or not out_file.exists():
+            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+            raise SpiceSetupError(f"SPICE exited with code {proc.returncode}: {tail[:400]}")
+        return json.loads(out_file.read_text())
+
+
+def spice(candidates: list[str], references: list[list[str]], *,
+          folder: str | os.PathLike | None = None, tokenized: bool = False, cache: bool = True,
+          memory: str = "8G") -> MetricResult:
+    """SPICE F-score (Anderson et al., 2016) from the official jar, per item and corpus.
+
+    Inputs are PTB-tokenized and lower-cased as coco-caption does, then scored in one JVM run
+    with SPICE's parse cache (``<folder>/cache``). The corpus score is the mean of the per-item
+    F-scores, as in coco-caption; ``extra`` holds per-item ``precision`` and ``recall``. If the
+    SPICE folder is missing or unusable the result is unavailable with the reason.
+    """
+    cands, refs = prepare(candidates, references, tokenized=tokenized)
+    path, reason = spice_status(folder)
+    if path is None:
+        return MetricResult.unavailable("spice", reason)
+    items = [{"image_id": str(i), "test": c, "refs": r} for i, (c, r) in enumerate(zip(cands, refs))]
+    try:
+        out = run_spice(items, path, cache=cache, memory=memory)
+    except (SpiceSetupError, OSError, subprocess.SubprocessError) as exc:
+        return MetricResult.unavailable("spice", f"SPICE failed to run from {path}: {exc}")
+    by_id = {str(o["image_id"]): o["scores"]["All"] for o in out}
+    if len(by_id) != len(items):
+        return MetricResult.unavailable("spice", f"SPICE returned {len(by_id)} of {len(items)} items")
+    f = np.array([_num(by_id[str(i)]["f"]) for i in range(len(items))])
+    pr = np.array([_num(by_id[str(i)]["pr"]) for i in range(len(items))])
+    re_ = np.array([_num(by_id[str(i)]["re"]) for i in range(len(items))])
+    return MetricResult("spice", float(np.mean(f)), f, extra={"precision": pr, "recall": re_})
+
+
+def spider(cider: MetricResult, spice_result: MetricResult) -> MetricResult:
+    """SPIDEr = (CIDEr-D + SPICE) / 2 (Liu et al., "Improved Image Captioning via Policy Gradient
+    Optimization of SPIDEr", ICCV 2017), per item and corpus; unavailable unless both exist."""
+    for part in (cider, spice_result):
+        if not part.available:
+            return MetricResult.unavailable("spider", f"{part.name} unavailable: {part.reason}")
+    return MetricResult("spider", (cider.score + spice_result.score) / 2,
+                        (cider.per_item + spice_result.per_item) / 2)
+
+
+def spider_fl(*_args, **_kwargs) -> MetricResult:
+    """SPIDEr-FL (DCASE 2023) multiplies SPIDEr by a fluency-error penalty from a trained
+    detector that cannot be obtained here; always reported unavailable, never estimated."""
+    return MetricResult.unavailable(
+        "spider_fl", "its fluency-error detector (FENSE's) is not available offline; "
+        "SPIDEr-FL is never estimated")

@@ -1,0 +1,250 @@
+"""Search a sound collection with text or audio: build a :class:`VectorIndex`, then query it.
+
+Text-to-audio retrieval with a CLAP dual encoder (Elizarov et al., "Contrastive Audio-Language
+Learning for Music", 2023; Wu et al., "Large-scale Contrastive Language-Audio Pretraining",
+2023): every file of a collection is embedded once by the audio tower; a query (a sentence
+through the text tower, or a sound through the audio tower) is embedded at search time and
+the files are ranked by cosine similarity.
+
+Long files: a file longer than the model's clip length (``clip_seconds``, 10 s unless the
+model says otherwise) is cut into back-to-back windows of that length (the last window is
+shifted back to end at the file's end, so nothing is padded or dropped); the window embeddings
+are averaged and re-normalized into one vector per file, so a file appears once in the
+results. Files no longer than a window are embedded whole.
+
+An embedder is any object with ``sample_rate`` (int), ``embed_audio(waves)`` (a list of mono
+float32 arrays -> (N, D) L2-normalized) and ``embed_text(texts)`` (-> (N, D)); a path is
+loaded with :func:`load_embedder`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from audiocap.fileio import atomic_write_json
+from audiocap.index import IndexParams, VectorIndex, VectorIndexError, normalize_rows
+
+REPORT_FILE = "report.json"
+DEFAULT_CLIP_SECONDS = 10.0
+
+
+class Embedder(Protocol):
+    """What search needs from a model: audio and text into one L2-normalized space."""
+
+    sample_rate: int
+
+    def embed_audio(self, waves: Sequence[np.ndarray]) -> np.ndarray: ...  # (N, D)
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray: ...  # (N, D)
+
+
+def load_embedder(model: str | os.PathLike) -> Embedder:
+    """Load a trained CLAP checkpoint folder as an :class:`Embedder`."""
+    path = Path(model)
+    if not path.exists():
+        raise VectorIndexError(f"{path}: model not found; pass a CLAP checkpoint folder with --model")
+    try:
+        from audiocap.models.clap import load_clap
+    except ImportError:
+        raise VectorIndexError(
+            f"{path}: this audiocap build cannot load CLAP checkpoints (audiocap.models.clap "
+            "missing)") from None
+    return ClapEmbedder(load_clap(path))
+
+
+class ClapEmbedder:
+    """Adapts a loaded CLAP model (:func:`audiocap.models.clap.load_clap`) to :class:`Embedder`."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.sample_rate = int(model.sample_rate)
+        self.clip_seconds = (getattr(model, "clip_seconds", None)
+                             or getattr(getattr(model, "cfg", None), "clip_seconds", None)
+                             or DEFAULT_CLIP_SECONDS)
+
+    def embed_audio(self, waves: Sequence[np.ndarray]) -> np.ndarray:  # (N, D)
+        from audiocap.embed import embed_audio
+
+        return embed_audio(self.model, list(waves))
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:  # (N, D)
+        from audiocap.embed import embed_text
+
+        return embed_text(self.model, list(texts))
+
+
+def model_fingerprint(model: str | os.PathLike) -> dict[str, Any]:
+    """``{"path", "sha256"}`` of a checkpoint: hash of ``model.safetensors`` (folder) or the file."""
+    path = Path(model).resolve()
+    target = path / "model.safetensors" if path.is_dir() else path
+    if not target.is_file():
+        raise VectorIndexError(f"{target}: missing; pass a CLAP checkpoint folder with --model")
+    digest = hashlib.sha256()
+    with open(target, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path), "sha256": digest.hexdigest()}
+
+
+def collect_sources(source: str | os.PathLike) -> list[dict[str, Any]]:
+    """Item records (``id``, ``path`` [, ``duration``, ``captions``]) of a folder or a manifest.
+
+    A folder is walked recursively for the suffixes in
+    :data:`audiocap.audio.io.SUPPORTED_SUFFIXES` (ids are paths relative to it); a ``.jsonl``
+    file is read as an audiocap manifest (ids and captions come from it).
+    """
+    from audiocap.audio.io import SUPPORTED_SUFFIXES
+    from audiocap.data.manifest import audio_path, read_manifest
+
+    src = Path(source)
+    if src.is_dir():
+        files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+        return [{"id": p.relative_to(src).as_posix(), "path": str(p.resolve())} for p in files]
+    if src.is_file() and src.suffix == ".jsonl":
+        return [{"id": c.id, "path": str(audio_path(src, c).resolve()), "duration": c.duration,
+                 "captions": list(c.captions)} for c in read_manifest(src)]
+    if not src.exists():
+        raise VectorIndexError(f"{src}: not found; give a folder of audio files or a manifest.jsonl")
+    raise VectorIndexError(f"{src}: not a folder or a .jsonl manifest")
+
+
+def embed_wave(embedder: Embedder, wave: np.ndarray) -> tuple[np.ndarray, int]:
+    """Embed a mono waveform (N,) at the embedder's rate: whole if no longer than its clip length,
+    else the normalized mean of back-to-back window embeddings (module docstring).
+
+    Returns ``(vector (D,), n_windows)``. Indexing and audio queries (CLI, API, service) all
+    embed through here, so a file queried against itself scores 1.
+    """
+    from audiocap.audio.io import split_windows
+
+    sr = int(embedder.sample_rate)
+    clip = float(getattr(embedder, "clip_seconds", None) or DEFAULT_CLIP_SECONDS)
+    if wave.shape[0] <= round(clip * sr):
+        windows: Sequence[np.ndarray] = [wave]
+    else:
+        windows = list(split_windows(wave, sr=sr, window=clip, last="overlap")[0])  # W x (clip*sr,)
+    embs = np.asarray(embedder.embed_audio(windows), dtype=np.float32)  # (W, D)
+    if embs.ndim != 2 or embs.shape[0] != len(windows):
+        raise VectorIndexError(f"embed_audio returned shape {embs.shape} for {len(windows)} window(s)")
+    return normalize_rows(embs.mean(axis=0, keepdims=True))[0], len(windows)
+
+
+def embed_file(embedder: Embedder, path: str | os.PathLike | bytes, *, name: str | None = None
+               ) -> tuple[np.ndarray, float, int]:
+    """Decode one audio file and :func:`embed_wave` it: ``(vector (D,), seconds, n_windows)``.
+
+    Raises ``AudioError`` for an unusable file.
+    """
+    from audiocap.audio.io import load_audio
+
+    wave = load_audio(path, sr=int(embedder.sample_rate), name=name)  # (N,)
+    vec, n_windows = embed_wave(embedder, wave)
+    return vec, wave.shape[0] / int(embedder.sample_rate), n_windows
+
+
+def build_index(
+    source: str | os.PathLike,
+    model: Embedder | str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    params: IndexParams | None = None,
+    progress: bool = True,
+) -> tuple[VectorIndex, dict[str, Any]]:
+    """Embed every file of ``source`` (folder or manifest) and index it; save to ``out`` if given.
+
+    Unreadable files (missing, corrupt, empty, non-finite...) and files the model rejects are
+    skipped and listed in the returned report, which is also written to ``out/report.json``.
+    ``model`` is an :class:`Embedder` or a checkpoint path; a path is recorded in the index
+    (with its sha256) so that :func:`search` can load the same model later.
+    """
+    from tqdm import tqdm
+
+    from audiocap.audio.io import AudioError
+
+    if isinstance(model, (str, os.PathLike)):
+        embedder, info = load_embedder(model), model_fingerprint(model)
+    else:
+        info, embedder = dict(getattr(model, "describe", lambda: {})()), model
+    info["sample_rate"] = int(embedder.sample_rate)
+    records = collect_sources(source)
+    start, vectors, items, skipped, n_windows = time.perf_counter(), [], [], [], 0
+    for rec in tqdm(records, desc="embedding", unit="file", disable=not progress):
+        try:
+            vec, duration, w = embed_file(embedder, rec["path"], name=rec["path"])
+        except (AudioError, VectorIndexError) as exc:
+            skipped.append({"id": rec["id"], "path": rec["path"], "reason": str(exc)})
+            continue
+        except Exception as exc:  # a model failure on one file must not lose the others
+            skipped.append({"id": rec["id"], "path": rec["path"], "reason": f"model error: {exc!r}"})
+            continue
+        vectors.append(vec)
+        items.append({**rec, "duration": round(duration, 3), "windows": w})
+        n_windows += w
+    report = {
+        "source": str(Path(source).resolve()), "found": len(records), "indexed": len(items),
+        "skipped": skipped, "windows": n_windows, "embed_seconds": round(time.perf_counter() - start, 3),
+    }
+    if not items:
+        first = f" (first: {skipped[0]['reason']})" if skipped else ""
+        raise VectorIndexError(f"{source}: no readable audio to index{first}")
+    index = VectorIndex.build(np.stack(vectors), items, params=params, model=info)
+    report |= {"kind": index.kind, "dim": index.dim}
+    if out is not None:
+        index.save(out)
+        atomic_write_json(Path(out) / REPORT_FILE, report)
+    return index, report
+
+
+def _embedder_for(index: VectorIndex, model: Embedder | str | os.PathLike | None) -> Embedder:
+    """The model to embed queries with: ``model`` if given, else the one that built the index."""
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        return model
+    if model is not None:
+        return load_embedder(model)
+    built = (index.model or {}).get("path")
+    if not built:
+        raise VectorIndexError("the index does not record a model path; pass one with --model")
+    if not Path(built).exists():
+        raise VectorIndexError(f"{built}: the model that built this index is gone; pass --model")
+    if model_fingerprint(built)["sha256"] != index.model.get("sha256"):
+        raise VectorIndexError(f"{built}: the model changed since the index was built (sha256 "
+                               "differs); rebuild the index or pass --model to use it anyway")
+    return load_embedder(built)
+
+
+def search(
+    index: VectorIndex | str | os.PathLike,
+    text: str | None = None,
+    audio: str | os.PathLike | bytes | None = None,
+    k: int = 10,
+    *,
+    model: Embedder | str | os.PathLike | None = None,
+) -> list[dict[str, Any]]:
+    """Rank the indexed files against one text or one audio query (exactly one of the two).
+
+    ``index`` is a :class:`VectorIndex` or its folder. The query is embedded by ``model``, by
+    default the model recorded in the index. Returns up to ``k`` item records with ``score``
+    (cosine similarity) and ``rank``, best first.
+    """
+    if (text is None) == (audio is None):
+        raise VectorIndexError("give exactly one query: text or audio")
+    if text is not None and not text.strip():
+        raise VectorIndexError("the text query is empty")
+    index = index if isinstance(index, VectorIndex) else VectorIndex.load(index)
+    embedder = _embedder_for(index, model)
+    if text is not None:
+        query = np.asarray(embedder.embed_text([text]), dtype=np.float32)  # (1, D)
+    else:
+        query = embed_file(embedder, audio)[0][None, :]  # (1, D)
+    return index.hits(query, k)[0]
+
+
+__all__ = ["ClapEmbedder", "Embedder", "build_index", "collect_sources", "embed_file", "embed_wave",
+           "load_embedder",
+           "model_fingerprint", "search"]

@@ -1,0 +1,225 @@
+"""Train a captioner with Lightning: caption CE, optionally + CL4AC or + NT-Xent (delayed or not).
+
+Recipe -> vocabulary from the training captions -> frozen-tower frame embeddings cached on disk
+-> :class:`CaptionerTask` (L = L_CE + λ·L_aux, λ = 0 for the first ``ce_only_epochs`` epochs)
+-> the audiocap checkpoint folder ``<out>/checkpoint`` (weights of the epoch with the lowest
+validation CE, resolved recipe, ``vocab.json``). Lightning's own ``<out>/lightning/last.ckpt``
+(loaded with ``weights_only=True``) is only used to resume an interrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from audiocap.checkpoint import save_checkpoint
+from audiocap.config import recipe_to_dict
+from audiocap.losses import aux_weight, caption_ce, cl4ac_loss, cl4ac_mismatch, nt_xent
+from audiocap.models.captioner import Captioner, CaptionerConfig
+from audiocap.text.vocab import Vocab
+
+
+@dataclass
+class DataRecipe:
+    manifest: str = "/work/data/foley-default/manifest.jsonl"
+    train_split: str = "train"
+    val_split: str = "val"
+    limit: int = 0  # use only the first N training clips (0 = all); for debug / CPU-bound runs
+    val_limit: int = 0  # same for the validation split
+    min_count: int = 2  # words seen fewer times in training captions become <unk>
+    max_words: int = 25  # longer captions are cut for training (decoding allows max_len)
+    captions: Literal["all", "sample"] = "all"  # every caption per epoch, or one random caption per clip
+    val_captions: Literal["all", "first"] = "all"  # validation CE on every caption or each clip's first
+    cache_dir: str = "cache/captioner"
+
+
+@dataclass
+class TowerRecipe:
+    name: str = "aisfx"  # frozen audio tower, by registry name (audiocap.encoders)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossRecipe:
+    aux: Literal["none", "cl4ac", "ntxent"] = "none"
+    weight: float = 0.1  # λ in L = L_CE + λ·L_aux
+    ce_only_epochs: int = 0  # train with CE only for the first N epochs
+    label_smoothing: float = 0.0
+    temperature: float = 0.07  # NT-Xent
+
+
+@dataclass
+class TrainRecipe:
+    out: str = "runs/captioner/debug"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    threads: int = 2
+    progress: bool = True
+
+
+@dataclass
+class DecodeRecipe:
+    beam: int = 3
+    alpha: float = 0.0  # length normalization exponent
+    max_len: int = 25  # generated tokens incl. <eos>
+
+
+@dataclass
+class CaptionerRecipe:
+    data: DataRecipe = field(default_factory=DataRecipe)
+    tower: TowerRecipe = field(default_factory=TowerRecipe)
+    # vocab_size, frame_dim and max_len are filled in from the vocabulary, tower and recipe
+    model: CaptionerConfig = field(default_factory=CaptionerConfig)
+    loss: LossRecipe = field(default_factory=LossRecipe)
+    train: TrainRecipe = field(default_factory=TrainRecipe)
+    decode: DecodeRecipe = field(default_factory=DecodeRecipe)
+    clip_seconds: float = 10.0  # length of training clips = window for long files
+
+
+def model_config(recipe: CaptionerRecipe, *, vocab_size: int, frame_dim: int) -> CaptionerConfig:
+    """The :class:`CaptionerConfig` a recipe describes for a given vocabulary and tower."""
+    return dataclasses.replace(recipe.model, vocab_size=vocab_size, frame_dim=frame_dim,
+                               max_len=max(recipe.data.max_words, recipe.decode.max_len) + 2)
+
+
+class CaptionerTask(L.LightningModule):
+    """Lightning wrapper: computes the recipe's loss on cached-frame batches."""
+
+    def __init__(self, model: Captioner, recipe: CaptionerRecipe, steps_per_epoch: int) -> None:
+        super().__init__()
+        self.model, self.recipe, self.steps_per_epoch = model, recipe, steps_per_epoch
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """CE on next words, plus the auxiliary loss when its weight is non-zero this epoch."""
+        rl, pad = self.recipe.loss, self.model.cfg.pad_id
+        ids, mask = batch["caption_ids"], batch["frame_mask"]  # (B, L) with <bos> ... <eos>
+        out = self.model(batch["frames"], mask, ids)
+        ce = caption_ce(out["logits"][:, :-1], ids[:, 1:], pad_id=pad, label_smoothing=rl.label_smoothing)
+        lam = aux_weight(self.current_epoch, weight=rl.weight, ce_only_epochs=rl.ce_only_epochs)
+        aux = torch.zeros((), device=ce.device)
+        if rl.aux == "cl4ac" and lam > 0:
+            mismatched, valid = cl4ac_mismatch(ids, batch["clip"])
+            _, hidden_mis, _ = self.model.decode(mismatched, self.model.start(out["memory"], mask))
+            aux = cl4ac_loss(self.model.cl4ac_logits(out["hidden"], ids),
+                             self.model.cl4ac_logits(hidden_mis, mismatched), valid)
+        elif rl.aux == "ntxent" and lam > 0:
+            aux = nt_xent(self.model.audio_embedding(out["memory"], mask),
+                          self.model.text_embedding(out["hidden"], ids), temperature=rl.temperature,
+                          groups=batch["clip"])
+        return {"loss": ce + lam * aux, "ce": ce, "aux": aux}
+
+    def training_step(self, batch: dict[str, torch.Tensor], _: int) -> torch.Tensor:
+        parts = self.losses(batch)
+        n = len(batch["caption_ids"])
+        self.log_dict({f"train/{k}": v for k, v in parts.items()}, prog_bar=True, batch_size=n)
+        return parts["loss"]
+
+    def validation_step(self, batch: dict[str, torch.Tensor], _: int) -> None:
+        parts = self.losses(batch)
+        self.log("val/ce", parts["ce"], prog_bar=True, batch_size=len(batch["caption_ids"]))
+
+    def configure_optimizers(self) -> Any:
+        t = self.recipe.train
+        opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        total = max(1, t.epochs * self.steps_per_epoch)
+        warm = max(1, total // 20)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class SaveBest(L.Callback):
+    """Write the audiocap checkpoint folder whenever the validation CE improves."""
+
+    def __init__(self, folder: Path, recipe: dict[str, Any], vocab: Vocab) -> None:
+        self.folder, self.recipe, self.vocab, self.best = folder, recipe, vocab, math.inf
+
+    def on_validation_end(self, trainer: L.Trainer, task: CaptionerTask) -> None:
+        if trainer.sanity_checking:
+            return
+        val = float(trainer.callback_metrics.get("val/ce", math.inf))
+        if val < self.best:
+            self.best = val
+            meta = {**self.recipe, "epoch": trainer.current_epoch, "val_ce": val}
+            save_checkpoint(self.folder, task.model.state_dict(), kind="captioner", recipe=meta,
+                            extras={"vocab": self.vocab.to_json()})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = float(state["best"])
+
+
+def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any = None) -> Path:
+    """Train per ``recipe``; returns the checkpoint folder. ``tower`` overrides the named one."""
+    from audiocap.data.manifest import read_manifest
+    from audiocap.text.vocab import tokenize_captions
+    from audiocap.train.captioner_data import CaptionPairs, cache_features, collate_pairs, load_frame_tower
+
+    t, d = recipe.train, recipe.data
+    torch.set_num_threads(t.threads)
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    clips = read_manifest(d.manifest)
+    splits = {}
+    for split, limit in ((d.train_split, d.limit), (d.val_split, d.val_limit)):
+        chosen = [c for c in clips if c.split == split]
+        if not chosen:
+            raise ValueError(f"{d.manifest}: no clips in split '{split}'")
+        splits[split] = chosen[:limit] if limit else chosen
+    tokenized = {s: _tokenize_clips(cs, tokenize_captions) for s, cs in splits.items()}
+    vocab = Vocab.build((toks for caps in tokenized[d.train_split] for toks in caps), min_count=d.min_count)
+    tower = tower if tower is not None else load_frame_tower(recipe.tower.name, recipe.tower.options)
+    sets = {}
+    for s, cs in splits.items():
+        feats = cache_features(d.manifest, cs, tower, tower_key=tower_key(dataclasses.asdict(recipe.tower)), cache_dir=d.cache_dir,
+                               window=recipe.clip_seconds, progress=t.progress)
+        sets[s] = CaptionPairs(cs, feats, tokenized[s], vocab, max_words=d.max_words,
+                               captions=d.captions if s == d.train_split else d.val_captions)
+    loaders = {s: DataLoader(ds, batch_size=t.batch_size, shuffle=s == d.train_split, collate_fn=collate_pairs,
+                             drop_last=s == d.train_split and len(ds) > t.batch_size)
+               for s, ds in sets.items()}
+    cfg = model_config(recipe, vocab_size=len(vocab), frame_dim=int(tower.frame_dim))
+    model = Captioner(cfg)
+    out = Path(t.out)
+    saved = {**recipe_to_dict(recipe), "model_config": dataclasses.asdict(cfg)}
+    task = CaptionerTask(model, recipe, len(loaders[d.train_split]))
+    trainer = L.Trainer(max_epochs=t.epochs, accelerator="auto", devices=1, gradient_clip_val=t.grad_clip,
+                        default_root_dir=str(out), enable_progress_bar=t.progress, logger=False,
+                        enable_model_summary=False, deterministic=False, num_sanity_val_steps=0,
+                        callbacks=[SaveBest(out / "checkpoint", saved, vocab),
+                                   L.pytorch.callbacks.ModelCheckpoint(dirpath=out / "lightning", save_last=True,
+                                                                       save_top_k=0)])
+    last = out / "lightning" / "last.ckpt"
+    trainer.fit(task, loaders[d.train_split], loaders[d.val_split],
+                ckpt_path=str(last) if resume and last.exists() else None, weights_only=True)
+    return out / "checkpoint"
+
+
+def _tokenize_clips(clips: list, tokenize) -> list[list[list[str]]]:
+    flat = tokenize([cap for c in clips for cap in c.captions])
+    out, i = [], 0
+    for c in clips:
+        out.append(flat[i : i + len(c.captions)])
+        i += len(c.captions)
+    return out
+
+
+def tower_key(tower: dict[str, Any]) -> str:
+    """Cache key of a frozen tower recipe section (``{"name": ..., "options": {...}}``)."""
+    opts = ",".join(f"{k}={v}" for k, v in sorted((tower.get("options") or {}).items()))
+    return tower["name"] + (f"[{opts}]" if opts else "")
+
+
+__all__ = ["CaptionerRecipe", "CaptionerTask", "model_config", "train_captioner"]

@@ -1,0 +1,105 @@
+"""End to end on tones: vocab, cached features, training, checkpoint round trip, captioning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audiocap.captioning import CaptionPipeline, caption_files, captioner_for, load_captioner
+from audiocap.checkpoint import read_recipe
+from audiocap.config import load_recipe
+from audiocap.data.manifest import Clip, write_manifest
+from audiocap.text.vocab import Vocab, tokenize_captions
+from audiocap.train.captioner import CaptionerRecipe, train_captioner
+
+CAPS = {440.0: ["a low tone hums", "a low steady hum"], 1760.0: ["a high pitched beep", "a high beep rings"]}
+
+
+def test_vocab_round_trip():
+    toks = tokenize_captions(["A dog barks, loudly!", "The dog  BARKS."])
+    assert toks[0] == ["a", "dog", "barks", "loudly"]
+    v = Vocab.build(toks, min_count=2)
+    assert v.words[4:] == ["barks", "dog"]
+    ids = v.encode(toks[0])
+    assert ids[0] == v.bos_id and ids[-1] == v.eos_id and ids[1] == v.unk_id
+    assert v.decode(v.encode(toks[1][1:])) == "dog barks"
+    assert Vocab.from_json(v.to_json()).words == v.words
+    with pytest.raises(ValueError):
+        Vocab.from_json({"words": ["x"]})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, standin_tower, sine_writer):
+    root = tmp_path_factory.mktemp("cap")
+    clips = []
+    for i in range(12):
+        freq = 440.0 if i % 2 else 1760.0
+        split = "train" if i < 8 else "val"
+        sine_writer(root / f"c{i}.wav", seconds=2.0, freq=freq)
+        clips.append(Clip(id=f"c{i}", audio=f"c{i}.wav", duration=2.0, captions=CAPS[freq], split=split))
+    write_manifest(root / "manifest.jsonl", clips)
+    recipe = load_recipe(CaptionerRecipe, None, [
+        f"data.manifest={root / 'manifest.jsonl'}", f"data.cache_dir={root / 'cache'}", "data.min_count=1",
+        "model.d_model=32", "model.ff_dim=64", "model.dropout=0.0", "model.proj_dim=8", "model.encoder_layers=1",
+        "train.epochs=10", "train.threads=1", "train.batch_size=4", "train.lr=3e-3", f"train.out={root / 'run'}", "train.progress=false",
+        "loss.aux=cl4ac", "loss.weight=1.0", "clip_seconds=2.0", "tower.name=standin", "decode.max_len=8",
+    ])
+    ckpt = train_captioner(recipe, tower=standin_tower())
+    return root, ckpt, standin_tower
+
+
+def test_training_writes_checkpoint_that_round_trips(trained):
+    root, ckpt, Tower = trained
+    assert read_recipe(ckpt)["kind"] == "captioner"
+    assert list((root / "cache").glob("frames-standin-*.safetensors"))
+    loaded = load_captioner(ckpt)
+    again = load_captioner(ckpt)
+    for (k, a), (_, b) in zip(loaded.model.state_dict().items(), again.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert "tone" in loaded.vocab.index and "beep" in loaded.vocab.index
+    assert captioner_for(ckpt).__name__ == "caption_files"
+
+
+def test_trained_captioner_tells_tones_apart(trained):
+    root, ckpt, Tower = trained
+    m = load_captioner(ckpt)
+    pipe = CaptionPipeline([m], beam=3, tower=Tower())
+    low = pipe.caption_wave(0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 8000).astype(np.float32))[0]
+    high = pipe.caption_wave(0.3 * np.sin(2 * np.pi * 1760 * np.arange(16000) / 8000).astype(np.float32))[0]
+    assert low.text in CAPS[440.0] or "low" in low.text
+    assert high.text in CAPS[1760.0] or "high" in high.text
+
+
+def test_long_file_per_window_and_whole(trained, monkeypatch, sine_writer):
+    import audiocap.train.captioner_data as data
+
+    root, ckpt, Tower = trained
+    monkeypatch.setattr(data, "load_frame_tower", lambda name, options=None: Tower())
+    path = sine_writer(root / "long.wav", seconds=5.5)
+    per = caption_files([path], [ckpt], beam=3, per_window=True)
+    assert [(c.start, c.end) for c in per] == [(0.0, 2.0), (2.0, 4.0), (4.0, 5.5)]  # last window kept, shorter
+    whole = caption_files([path], [ckpt, ckpt], beam=1)  # ensemble, greedy
+    assert len(whole) == 1 and (whole[0].start, whole[0].end) == (0.0, 5.5)
+
+
+def test_cli_caption_and_errors(trained, monkeypatch, sine_writer):
+    import json
+
+    from typer.testing import CliRunner
+
+    import audiocap.train.captioner_data as data
+    from audiocap.cli import app
+
+    root, ckpt, Tower = trained
+    monkeypatch.setattr(data, "load_frame_tower", lambda name, options=None: Tower())
+    path = sine_writer(root / "cli.wav", seconds=4.5, freq=1760.0)
+    runner = CliRunner()
+    res = runner.invoke(app, ["caption", str(path), "--model", str(ckpt), "--per-window", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [(r["start"], r["end"]) for r in rows] == [(0.0, 2.0), (2.0, 4.0), (4.0, 4.5)]
+    res = runner.invoke(app, ["caption", str(root / "missing.wav"), "--model", str(ckpt)])
+    assert res.exit_code == 2 and "missing.wav: file not found" in res.output
+    res = runner.invoke(app, ["caption", str(path), "--model", str(root)])
+    assert res.exit_code == 2 and "no recipe.yaml" in res.output

@@ -1,0 +1,124 @@
+"""WSAC prefix decoder shapes, beam decoding, text-only training and the checkpoint round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from audiocap.checkpoint import read_extra, read_recipe
+from audiocap.data.caption_files import CaptionFileError, read_caption_groups
+from audiocap.decoding.wsac import beam_decode, load_wsac
+from audiocap.models.prefix_decoder import PrefixDecoder, PrefixDecoderConfig, caption_loss
+from audiocap.text.wsac_vocab import BOS, EOS, PAD, WordVocab
+from audiocap.train.wsac import WSACRecipe, encode_captions, train_wsac
+
+CAPTIONS = [
+    ("dog.wav", ["A dog barks twice in the yard.", "A small dog is barking loudly."]),
+    ("rain.wav", ["Heavy rain falls on a tin roof.", "Rain is pouring down on a metal roof."]),
+    ("car.wav", ["A car engine starts and idles.", "An engine revs and then idles quietly."]),
+    ("bird.wav", ["Birds chirp in the morning forest.", "Many birds are singing among the trees."]),
+]
+
+
+def _csv(path: Path) -> Path:
+    lines = ["file_name,caption_1,caption_2"] + [f'{f},"{a}","{b}"' for f, (a, b) in CAPTIONS]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_prefix_decoder_shapes_and_padding():
+    cfg = PrefixDecoderConfig(vocab_size=50, emb_dim=12, prefix_len=3, d_model=32, n_heads=4, n_layers=2,
+                              mlp_hidden=40, max_len=10, dropout=0.0)
+    model = PrefixDecoder(cfg).eval()
+    emb, tokens = torch.randn(2, 12), torch.tensor([[BOS, 7, 8, 9], [BOS, 5, 6, PAD]])
+    logits = model(emb, tokens)
+    assert logits.shape == (2, 4, 50)
+    assert model.prefix(emb).shape == (2, 3, 32)
+    short = model(emb[1:], tokens[1:, :3])  # padding does not change earlier positions
+    assert torch.allclose(logits[1, :3], short[0], atol=1e-5)
+    prefix_only = model(emb, tokens[:, :1])
+    assert torch.allclose(prefix_only[:, 0], logits[:, 0], atol=1e-5)  # causal
+    loss = caption_loss(logits, torch.tensor([[7, 8, 9, EOS], [5, 6, EOS, PAD]]), pad_id=PAD)
+    assert loss.ndim == 0 and loss.item() > 0
+    with pytest.raises(ValueError, match="max_len"):
+        model(emb, torch.ones(2, 11, dtype=torch.long))
+    seqs = beam_decode(model, emb, bos=BOS, eos=EOS, beam=3, max_len=6)
+    assert len(seqs) == 2 and all(len(s) <= 5 and EOS not in s for s in seqs)
+    assert beam_decode(model, emb, bos=BOS, eos=EOS, beam=1, max_len=6)[0] == \
+        beam_decode(model, emb[:1], bos=BOS, eos=EOS, beam=1, max_len=6)[0]
+
+
+def test_vocab_and_caption_files(tmp_path):
+    vocab = WordVocab.build(["A dog barks.", "The dog's bark, loud!"], min_count=1)
+    ids = vocab.encode("The dog barks at a cat", max_len=6)
+    s = vocab.stoi
+    assert ids == [BOS, s["the"], s["dog"], s["barks"], 3, EOS]  # "at" is unknown, "a cat" cut
+    assert vocab.encode("The dog's bark, loud!")[1:-1] == [s["the"], s["dog's"], s["bark"], s["loud"]]
+    assert vocab.decode(vocab.encode("a dog barks")) == "a dog barks"
+    assert WordVocab.from_json(vocab.to_json()).itos == vocab.itos
+    groups = read_caption_groups(_csv(tmp_path / "c.csv"))
+    assert [g.clip_id for g in groups] == ["dog.wav", "rain.wav", "car.wav", "bird.wav"]
+    ac = tmp_path / "ac.csv"
+    ac.write_text("audiocap_id,youtube_id,start_time,caption\r\n1,x,30,A  dog barks \r\n2,x,30,Dog\r\n3,y,0,Rain\r\n")
+    assert [(g.clip_id, g.captions) for g in read_caption_groups(ac)] == \
+        [("x_30", ["A dog barks", "Dog"]), ("y_0", ["Rain"])]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(CaptionFileError, match="bad.csv"):
+        read_caption_groups(bad)
+
+
+def test_training_loss_falls_and_checkpoint_round_trip(tmp_path):
+    recipe = WSACRecipe()
+    recipe.data.captions = str(_csv(tmp_path / "caps.csv"))
+    recipe.data.cache_dir = str(tmp_path / "cache")
+    recipe.gap.mode = "noise"
+    recipe.gap.noise_std = 0.01
+    m, o = recipe.model, recipe.optim
+    m.prefix_len, m.d_model, m.n_heads, m.n_layers, m.mlp_hidden, m.min_count, m.dropout = 2, 32, 4, 2, 64, 1, 0.0
+    m.max_len = 12
+    o.epochs, o.batch_size, o.lr, o.warmup_steps = 150, 8, 3e-3, 5
+    torch.manual_seed(0)
+    folder = train_wsac(recipe, tmp_path / "ckpt", progress=False)
+    assert read_recipe(folder)["kind"] == "wsac"
+    gap = read_extra(folder, "gap")
+    assert gap["noise_std"] == 0.01 and gap["estimated_noise_std"] > 0
+    wsac = load_wsac(folder)
+    flat = [c for _, caps in CAPTIONS for c in caps]
+    assert wsac.memory.captions == flat and wsac.memory.embeddings.shape == (8, 384)
+    tokens = encode_captions(wsac.vocab, flat, m.max_len)
+    emb = wsac.memory.embeddings
+    trained = caption_loss(wsac.model(emb, tokens[:, :-1]), tokens[:, 1:]).item()
+    torch.manual_seed(0)
+    fresh = PrefixDecoder(wsac.model.cfg).eval()
+    untrained = caption_loss(fresh(emb, tokens[:, :-1]), tokens[:, 1:]).item()
+    assert trained < 0.3 * untrained, (trained, untrained)
+    out = wsac.caption_embeddings(emb, strategy="direct", beam=3)
+    exact = sum(o == " ".join(c.lower().rstrip(".").split()) for o, c in zip(out, flat))
+    assert exact >= 6, out  # the decoder reproduces its training captions from their embeddings
+    assert wsac.caption_embeddings(emb[:2] + 0.01, strategy="nnd") == out[:2]
+
+
+def test_prefix_scorer_matches_full_forward_and_greedy():
+    from audiocap.decoding.wsac import PrefixScorer
+
+    torch.manual_seed(1)
+    cfg = PrefixDecoderConfig(vocab_size=30, emb_dim=6, prefix_len=2, d_model=16, n_heads=4, n_layers=2,
+                              mlp_hidden=20, max_len=8, dropout=0.0)
+    model = PrefixDecoder(cfg).eval()
+    emb = torch.randn(3, 6)
+    scorer = PrefixScorer(model)
+    state = scorer.select(scorer.start(emb), torch.tensor([2, 0, 1]))  # reorder rows
+    tok = torch.full((3,), BOS)
+    picked = []
+    for _ in range(7):
+        logp, state = scorer.step(tok, state)
+        tok = logp.argmax(-1)
+        picked.append(tok)
+    seqs = torch.stack(picked, 1).tolist()
+    full = model(emb[[2, 0, 1]], torch.cat([torch.full((3, 1), BOS), torch.stack(picked[:-1], 1)], 1))
+    assert torch.equal(full.argmax(-1), torch.stack(picked, 1))
+    greedy = beam_decode(model, emb[[2, 0, 1]], bos=BOS, eos=EOS, beam=1, max_len=8)
+    assert greedy == [s[: s.index(EOS)] if EOS in s else s for s in seqs]
