@@ -1,3 +1,83 @@
-"""audiocap: contrastive audio-language learning (CLAP retrieval, captioning, WSAC, DCASE metrics)."""
+"""audiocap: contrastive audio-language learning (CLAP retrieval, captioning, WSAC, DCASE metrics).
+
+The public API, mirroring the command line (imports are lazy, so ``import audiocap`` is cheap):
+
+- :func:`load` — a trained checkpoint folder of any kind (``clap``, ``captioner``, ``wsac``).
+- :func:`embed_audio` / :func:`embed_text` — L2-normalized CLAP embeddings (N, D) as numpy.
+- :func:`caption` — captions for audio files from a captioner or WSAC checkpoint.
+- :func:`search` — rank the files of a search index against a text or an audio query.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
 
 __version__ = "0.1.0"
+
+
+def load(folder: str | os.PathLike, *, device: str | None = None) -> Any:
+    """Load a checkpoint folder, dispatching on the ``kind`` in its ``recipe.yaml``.
+
+    CLAP checkpoints give a ``ClapModel`` (Elizalde et al., 2023), captioners a
+    ``LoadedCaptioner`` and WSAC checkpoints a ``WSAC`` text-only captioner (Kouzelis &
+    Katsouros, 2023). Raises :class:`audiocap.checkpoint.CheckpointError` for other folders.
+    """
+    from audiocap.checkpoint import CheckpointError, read_recipe
+
+    kind = read_recipe(folder)["kind"]
+    dev = device or "cpu"
+    if kind == "clap":
+        from audiocap.models.clap import load_clap
+
+        return load_clap(folder, device=device)
+    if kind == "captioner":
+        from audiocap.captioning import load_captioner
+
+        return load_captioner(folder, device=dev)
+    if kind == "wsac":
+        from audiocap.decoding.wsac import load_wsac
+
+        return load_wsac(folder, device=dev)
+    raise CheckpointError(f"{folder}: audiocap.load does not know checkpoints of kind '{kind}'")
+
+
+def embed_audio(model: Any, items: Sequence[Any], *, batch_size: int = 16) -> Any:
+    """CLAP audio embeddings (N, D), unit rows, for waveforms (at ``model.sample_rate``) or paths."""
+    from audiocap.embed import embed_audio as _embed_audio
+
+    model = load(model) if isinstance(model, (str, os.PathLike)) else model
+    return _embed_audio(model, list(items), batch_size=batch_size)
+
+
+def embed_text(model: Any, texts: Sequence[str], *, batch_size: int = 64) -> Any:
+    """CLAP text embeddings (N, D), unit rows, in the same space as :func:`embed_audio`."""
+    from audiocap.embed import embed_text as _embed_text
+
+    model = load(model) if isinstance(model, (str, os.PathLike)) else model
+    return _embed_text(model, list(texts), batch_size=batch_size)
+
+
+def caption(files: Sequence[str | os.PathLike], model: str | os.PathLike | Sequence[str | os.PathLike],
+            *, beam: int = 3, per_window: bool = False, **kw: Any) -> list[Any]:
+    """Caption audio files with a checkpoint folder, or an ensemble given as a list of folders.
+
+    Dispatches on the checkpoint kind (captioner: encoder-decoder with beam search; wsac: text-only
+    prefix decoder with ``strategy=direct|nnd|projection``). Returns ``Caption`` records
+    (file, start, end, text, score).
+    """
+    from audiocap.captioning import captioner_for
+
+    models = [model] if isinstance(model, (str, os.PathLike)) else list(model)
+    return captioner_for(models[0])(list(files), models, beam=beam, per_window=per_window, **kw)
+
+
+def search(index: Any, text: str | None = None, audio: Any = None, k: int = 10, **kw: Any) -> list[dict]:
+    """Rank indexed files against one text or one audio query (see :func:`audiocap.search.search`)."""
+    from audiocap.search import search as _search
+
+    return _search(index, text=text, audio=audio, k=k, **kw)
+
+
+__all__ = ["__version__", "caption", "embed_audio", "embed_text", "load", "search"]
