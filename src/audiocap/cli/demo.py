@@ -50,13 +50,14 @@ def build_foley_data(ctx: Context) -> None:
     ctx["foley"] = manifest
 
 
-def _recipe_run(config: str, out: Path, overrides: list[str], load, train) -> Path:
-    """Train ``config`` into ``out`` unless a finished checkpoint is already there."""
+def _recipe_run(config: str, out: Path, overrides: list[str], load, train, ckpt: Path | None = None) -> Path:
+    """Train ``config`` into ``out`` unless the finished checkpoint ``ckpt`` (default ``out``) exists."""
     from audiocap.config import load_recipe
 
-    if (out / "recipe.yaml").exists():
-        typer.echo(f"reusing {out}")
-        return out
+    ckpt = ckpt or out
+    if (ckpt / "recipe.yaml").exists():
+        typer.echo(f"reusing {ckpt}")
+        return ckpt
     recipe = load_recipe(load, REPO_CONFIGS / config, overrides)
     return Path(train(recipe))
 
@@ -99,7 +100,7 @@ def train_captioner_model(ctx: Context) -> None:
     out = ctx["out"] / "captioner"
     ctx["captioner"] = _recipe_run("captioner/foley_ce.yaml", out,
                                    [f"train.out={out}", f"data.manifest={ctx['foley']}"],
-                                   CaptionerRecipe, train_captioner)
+                                   CaptionerRecipe, train_captioner, ckpt=out / "checkpoint")
     from audiocap.data.manifest import audio_path, read_manifest
 
     clips = [c for c in read_manifest(ctx["foley"]) if c.split == "test"][:3]
