@@ -46,6 +46,30 @@ def supervised_scores(data: dict) -> dict[str, float | None]:
     return out
 
 
+def split_embeddings(space: str, manifest: str, clips, cache: str | None) -> torch.Tensor:
+    """CLAP audio embeddings (N, D) of ``clips``, re-used from ``cache`` when it was written for the
+    same space and the same clip ids (so several table runs embed the test audio once)."""
+    from safetensors.torch import load_file, save_file
+
+    key = json.dumps({"space": space, "ids": [c.id for c in clips]})
+    if cache and Path(cache).exists():
+        from safetensors import safe_open
+
+        with safe_open(cache, "pt") as f:
+            if (f.metadata() or {}).get("key") == key:
+                print(f"audio embeddings from {cache}", flush=True)
+                return load_file(cache)["emb"]
+    t0 = time.time()
+    emb = audio_embedder(space)([audio_path(manifest, c) for c in clips])  # (N, D)
+    print(f"embedded {len(clips)} clips in {time.time() - t0:.0f}s", flush=True)
+    if cache:
+        from audiocap.fileio import atomic_path
+
+        with atomic_path(cache) as tmp:
+            save_file({"emb": emb.contiguous().float().cpu()}, str(tmp), metadata={"key": key})
+    return emb
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--manifest", required=True)
@@ -56,6 +80,8 @@ def main() -> None:
     ap.add_argument("--beam", type=int, default=3)
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--emb-cache", help="safetensors file of the split's audio embeddings: read if it holds "
+                                        "this space and these clips, else computed and written")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -70,9 +96,7 @@ def main() -> None:
         wsac = load_wsac(ckpt)
         if space is None:
             space = wsac.space
-            t0 = time.time()
-            audio_emb = audio_embedder(space)([audio_path(args.manifest, c) for c in clips])
-            print(f"embedded {len(clips)} clips in {time.time() - t0:.0f}s", flush=True)
+            audio_emb = split_embeddings(space, args.manifest, clips, args.emb_cache)
         elif wsac.space != space:
             sys.exit(f"error: {ckpt} is in space {wsac.space}, the table uses {space}")
         cands = wsac.caption_embeddings(audio_emb, strategy=strategy, tau=args.tau, beam=args.beam)
