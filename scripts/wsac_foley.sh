@@ -34,7 +34,7 @@ $PY benchmarks/wsac_audio_table.py --manifest "$MANIFEST" --split test "${SUPARG
   --row none=$OUT/foley-none:direct --row noise=$OUT/foley-noise:direct --row shift=$OUT/foley-shift:direct \
   --row NND=$OUT/foley-none:nnd --row projection=$OUT/foley-none:projection \
   --row noise+NND=$OUT/foley-noise:nnd --row noise+projection=$OUT/foley-noise:projection \
-  --out "$OUT/foley-table.json"
+  --emb-cache "$OUT/test-audio-emb.safetensors" --out "$OUT/foley-table.json"
 $PY benchmarks/wsac_audio_table.py --manifest "$MANIFEST" --split test "${SUPARG[@]}" \
   --row clotho-noise=$OUT/clotho-clap:direct --row clotho-NND=$OUT/clotho-clap:nnd \
-  --row clotho-projection=$OUT/clotho-clap:projection --out "$OUT/clotho-on-foley.json"
+  --row clotho-projection=$OUT/clotho-clap:projection --emb-cache "$OUT/test-audio-emb.safetensors" --out "$OUT/clotho-on-foley.json"
