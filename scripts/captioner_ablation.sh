@@ -4,7 +4,7 @@
 # Usage: scripts/captioner_ablation.sh [train|eval|table|all]  (ONLY=<prefix> evaluates a subset)   (run from the repository root)
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread per process: several run side by side
-MANIFEST=${MANIFEST:-/work/data/foley-default/manifest.jsonl}
+MANIFEST=${MANIFEST:-data/foley-default/manifest.jsonl}
 RUNS=${RUNS:-runs/captioner}
 NAMES="foley_ce foley_cl4ac foley_ntxent foley_ntxent_delayed"
 step=${1:-all}

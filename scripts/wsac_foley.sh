@@ -4,12 +4,12 @@
 #       test audio with direct / NND / projection, next to the supervised captioner;
 #   (c) WSAC trained on Clotho development captions only, in the same CLAP space, on the same test audio.
 # Usage: scripts/wsac_foley.sh [CLAP_CKPT] [CAPTIONER_METRICS_JSON]
-# Env: MANIFEST (default /work/data/foley-default/manifest.jsonl), CLOTHO (dev caption CSV), OUT (runs/wsac),
+# Env: MANIFEST (default data/foley-default/manifest.jsonl), CLOTHO (dev caption CSV), OUT (runs/wsac),
 #      FOLEY_EPOCHS / CLOTHO_EPOCHS (override the recipes' epochs, e.g. to fit a compute budget).
 set -euo pipefail
 CLAP=${1:-runs/clap/foley}
 SUP=${2:-}
-MANIFEST=${MANIFEST:-/work/data/foley-default/manifest.jsonl}
+MANIFEST=${MANIFEST:-data/foley-default/manifest.jsonl}
 CLOTHO=${CLOTHO:-../shared/data/clotho/clotho_captions_development.csv}
 OUT=${OUT:-runs/wsac}
 PY="nice -n 10 env PYTHONPATH=src python"

@@ -92,7 +92,7 @@ def test_import_audiocaps_and_wavcaps_cli(tmp_path, tone):
 
 
 def test_demo_imports_shared_clotho(shared, tmp_path):
-    res = runner.invoke(app, ["demo", "--shared", str(shared), "--out", str(tmp_path / "demo")])
+    res = runner.invoke(app, ["demo", "--captions-only", "--shared", str(shared), "--out", str(tmp_path / "demo")])
     assert res.exit_code == 0, res.output
     clips = read_manifest(tmp_path / "demo" / "clotho.jsonl")
     assert len(clips) == 5929 and {len(c.captions) for c in clips} == {5}

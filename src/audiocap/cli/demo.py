@@ -39,6 +39,74 @@ def show_clotho_info(ctx: Context) -> None:
     typer.echo(format_stats(manifest_stats(read_manifest(ctx["clotho"]))))
 
 
+def build_foley_data(ctx: Context) -> None:
+    """Build the real-sound foley dataset (default preset; cached: reruns reuse it)."""
+    from audiocap.data.foley import build_foley
+    from audiocap.data.manifest import read_manifest
+    from audiocap.data.stats import format_stats, manifest_stats
+
+    manifest = build_foley(ctx["data"] / "foley-default", preset="default")
+    typer.echo(format_stats(manifest_stats(read_manifest(manifest))))
+    ctx["foley"] = manifest
+
+
+def _recipe_run(config: str, out: Path, overrides: list[str], load, train) -> Path:
+    """Train ``config`` into ``out`` unless a finished checkpoint is already there."""
+    from audiocap.config import load_recipe
+
+    if (out / "recipe.yaml").exists():
+        typer.echo(f"reusing {out}")
+        return out
+    recipe = load_recipe(load, REPO_CONFIGS / config, overrides)
+    return Path(train(recipe))
+
+
+def train_clap_model(ctx: Context) -> None:
+    """Train CLAP on the foley training split (frozen aisfx + MiniLM towers, cached features)."""
+    from audiocap.train.clap import ClapRecipe, train_clap
+
+    out = ctx["out"] / "clap"
+    ctx["clap"] = _recipe_run("clap/foley.yaml", out, [f"out={out}", f"data.manifest={ctx['foley']}"],
+                              ClapRecipe, train_clap)
+
+
+def build_search_index(ctx: Context) -> None:
+    """Index the foley test-split clips with the CLAP model and run a text query."""
+    from audiocap.data.manifest import read_manifest, write_manifest
+    from audiocap.data.importing import relativize
+    from audiocap.search import build_index, search
+
+    test_manifest = ctx["out"] / "foley-test.jsonl"
+    clips = [c for c in read_manifest(ctx["foley"]) if c.split == "test"]
+    for c in clips:  # make audio paths absolute before re-basing them on the new manifest
+        c.audio = str((Path(ctx["foley"]).resolve().parent / c.audio).resolve())
+    write_manifest(test_manifest, relativize(clips, test_manifest))
+    index = ctx["out"] / "index"
+    if not (index / "index.json").exists():
+        build_index(test_manifest, ctx["clap"], index)
+    ctx["index"] = index
+    query = "a dog barks while rain falls"
+    typer.echo(f"search: {query!r}")
+    for hit in search(index, text=query, k=5):
+        typer.echo(f"  {hit['score']:.3f}  {hit['id']}  {(hit.get('captions') or [''])[0]}")
+
+
+def train_captioner_model(ctx: Context) -> None:
+    """Train the captioner (CE) on foley and caption three test clips with beam search."""
+    from audiocap.captioning import caption_files
+    from audiocap.train.captioner import CaptionerRecipe, train_captioner
+
+    out = ctx["out"] / "captioner"
+    ctx["captioner"] = _recipe_run("captioner/foley_ce.yaml", out,
+                                   [f"train.out={out}", f"data.manifest={ctx['foley']}"],
+                                   CaptionerRecipe, train_captioner)
+    from audiocap.data.manifest import audio_path, read_manifest
+
+    clips = [c for c in read_manifest(ctx["foley"]) if c.split == "test"][:3]
+    for clip, cap in zip(clips, caption_files([audio_path(ctx["foley"], c) for c in clips], [ctx["captioner"]])):
+        typer.echo(f"  {clip.id}: {cap.text}\n    reference: {clip.captions[0]}")
+
+
 def print_serve_command(ctx: Context) -> None:
     """Say how to search, listen to and caption sounds in a browser with this run's models.
 
@@ -55,8 +123,11 @@ def print_serve_command(ctx: Context) -> None:
     typer.echo("  " + serve_command(model, index, ctx.get("captioner")))
 
 
-STEPS: list[Callable[[Context], None]] = [import_clotho_captions, show_clotho_info,
+CLOTHO_STEPS: list[Callable[[Context], None]] = [import_clotho_captions, show_clotho_info]
+STEPS: list[Callable[[Context], None]] = [*CLOTHO_STEPS, build_foley_data, train_clap_model,
+                                          build_search_index, train_captioner_model,
                                           print_serve_command]  # serving stays last
+REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 def default_shared() -> Path:
@@ -68,14 +139,22 @@ def default_shared() -> Path:
 def demo(
     shared: Path = typer.Option(None, "--shared", help="The read-only shared/ folder with data/ "
                                 "(default: $AUDIOCAP_SHARED or ../shared)."),
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for everything the demo writes."),
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for the models and index the demo writes."),
+    data: Path = typer.Option(Path("data"), "--data", help="Folder for datasets (the foley build goes to DATA/foley-default)."),
+    captions_only: bool = typer.Option(False, "--captions-only", help="Only import and summarise the Clotho captions (seconds)."),
 ) -> None:
-    """Run the quick-start job on the built-in data: import the Clotho captions and summarise them."""
+    """Run the quick-start job on the built-in data, every step cached so a rerun is quick.
+
+    Imports the shared Clotho captions, builds the real-sound foley dataset, trains CLAP on it,
+    indexes the test clips and searches them with text, trains a captioner and captions test
+    clips, and ends by printing the command that serves search and captioning in a browser.
+    """
     shared = shared or default_shared()
     if not (shared / "data" / "clotho").is_dir():
         raise fail(f"{shared}: no data/clotho folder; pass --shared PATH or set AUDIOCAP_SHARED")
-    ctx: Context = {"shared": shared, "out": out}
+    ctx: Context = {"shared": shared, "out": out, "data": data}
     out.mkdir(parents=True, exist_ok=True)
-    for i, step in enumerate(STEPS, start=1):
-        typer.secho(f"[{i}/{len(STEPS)}] {(step.__doc__ or step.__name__).splitlines()[0]}", bold=True)
+    steps = CLOTHO_STEPS if captions_only else STEPS
+    for i, step in enumerate(steps, start=1):
+        typer.secho(f"[{i}/{len(steps)}] {(step.__doc__ or step.__name__).splitlines()[0]}", bold=True)
         step(ctx)

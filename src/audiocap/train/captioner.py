@@ -28,7 +28,7 @@ from audiocap.text.vocab import Vocab
 
 @dataclass
 class DataRecipe:
-    manifest: str = "/work/data/foley-default/manifest.jsonl"
+    manifest: str = "data/foley-default/manifest.jsonl"
     train_split: str = "train"
     val_split: str = "val"
     limit: int = 0  # use only the first N training clips (0 = all); for debug / CPU-bound runs
