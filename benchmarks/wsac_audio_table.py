@@ -29,7 +29,45 @@ from audiocap.decoding.wsac import load_wsac  # noqa: E402
 from audiocap.encoders.shared_space import audio_embedder  # noqa: E402
 from audiocap.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
-COLS = ("bleu_4", "meteor", "rouge_l", "cider_d")
+COLS = ("bleu_4", "meteor", "rouge_l", "cider_d", "sbert_sim")
+
+
+def supervised_scores(data: dict) -> dict[str, float | None]:
+    """Corpus scores of COLS from a supervised captioner's metrics JSON: either audiocap's
+    Evaluator JSON (``{"metrics": {name: {"available", "score", ...}}}``) or a flat
+    ``{name: score}`` dict. Unavailable or missing metrics map to None."""
+    m = data.get("metrics", data)
+    out: dict[str, float | None] = {}
+    for k in COLS:
+        v = m.get(k, m.get(k.replace("_", "-")))
+        if isinstance(v, dict):
+            v = v.get("score") if v.get("available", True) else None
+        out[k] = None if v is None else float(v)
+    return out
+
+
+def split_embeddings(space: str, manifest: str, clips, cache: str | None) -> torch.Tensor:
+    """CLAP audio embeddings (N, D) of ``clips``, re-used from ``cache`` when it was written for the
+    same space and the same clip ids (so several table runs embed the test audio once)."""
+    from safetensors.torch import load_file, save_file
+
+    key = json.dumps({"space": space, "ids": [c.id for c in clips]})
+    if cache and Path(cache).exists():
+        from safetensors import safe_open
+
+        with safe_open(cache, "pt") as f:
+            if (f.metadata() or {}).get("key") == key:
+                print(f"audio embeddings from {cache}", flush=True)
+                return load_file(cache)["emb"]
+    t0 = time.time()
+    emb = audio_embedder(space)([audio_path(manifest, c) for c in clips])  # (N, D)
+    print(f"embedded {len(clips)} clips in {time.time() - t0:.0f}s", flush=True)
+    if cache:
+        from audiocap.fileio import atomic_path
+
+        with atomic_path(cache) as tmp:
+            save_file({"emb": emb.contiguous().float().cpu()}, str(tmp), metadata={"key": key})
+    return emb
 
 
 def main() -> None:
@@ -42,6 +80,8 @@ def main() -> None:
     ap.add_argument("--beam", type=int, default=3)
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--emb-cache", help="safetensors file of the split's audio embeddings: read if it holds "
+                                        "this space and these clips, else computed and written")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -56,22 +96,19 @@ def main() -> None:
         wsac = load_wsac(ckpt)
         if space is None:
             space = wsac.space
-            t0 = time.time()
-            audio_emb = audio_embedder(space)([audio_path(args.manifest, c) for c in clips])
-            print(f"embedded {len(clips)} clips in {time.time() - t0:.0f}s", flush=True)
+            audio_emb = split_embeddings(space, args.manifest, clips, args.emb_cache)
         elif wsac.space != space:
             sys.exit(f"error: {ckpt} is in space {wsac.space}, the table uses {space}")
         cands = wsac.caption_embeddings(audio_emb, strategy=strategy, tau=args.tau, beam=args.beam)
         scores = score_captions(cands, refs)
         rows.append({"name": name, "checkpoint": ckpt, "strategy": strategy, "gap": wsac.gap.get("mode"),
-                     "scores": scores, "examples": [{"clip": c.id, "generated": g, "refs": c.captions[:2]}
+                     "scores": scores, "empty_predictions": sum(not c.strip() for c in cands), "examples": [{"clip": c.id, "generated": g, "refs": c.captions[:2]}
                                                     for c, g in list(zip(clips, cands))[:5]]})
         print(name, json.dumps(scores), flush=True)
     sup = None
     if args.supervised:
         data = json.loads(Path(args.supervised).read_text())
-        m = data.get("metrics", data)
-        sup = {k: m.get(k, m.get(k.replace("_", "-"))) for k in COLS}
+        sup = supervised_scores(data)
     lines = ["| system | strategy | " + " | ".join(COLS) + " | % of supervised CIDEr-D |",
              "|---|---|" + "---|" * (len(COLS) + 1)]
     if sup:
@@ -82,7 +119,8 @@ def main() -> None:
                if sup and sup.get("cider_d") else "n/a")
         r["pct_supervised_cider_d"] = None if pct == "n/a" else float(pct)
         lines.append(f"| WSAC {r['name']} | {r['strategy']} | " +
-                     " | ".join(f"{r['scores'][k]:.4f}" for k in COLS) + f" | {pct} |")
+                     " | ".join(f"{r['scores'][k]:.4f}" if r['scores'].get(k) is not None else "n/a"
+                                for k in COLS) + f" | {pct} |")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     report = {"manifest": args.manifest, "split": args.split, "clips": len(clips), "space": space,
               "tau": args.tau, "beam": args.beam, "supervised": sup, "rows": rows, "commit": commit,

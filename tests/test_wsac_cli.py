@@ -18,3 +18,35 @@ def test_train_wsac_help_and_errors(tmp_path):
     assert res.exit_code == 2 and "--captions" in res.output
     res = runner.invoke(app, ["train", "wsac", "--captions", "x.csv", "--gap", "sideways", "--out", "o"])
     assert res.exit_code == 2 and "sideways" in res.output
+
+
+def test_caption_passes_strategy_to_wsac_only(tmp_path, monkeypatch):
+    """`audiocap caption --strategy/--tau` reaches the WSAC caption function and is refused for
+    other checkpoint kinds (it used to be missing: the documented command failed with 'No such option')."""
+    import audiocap.captioning as captioning
+    from audiocap.captioning import Caption
+
+    runner = CliRunner()
+    seen = {}
+
+    def fake_run(files, checkpoints, **kw):
+        seen.update(kw)
+        return [Caption(str(f), 0.0, 1.0, "a dog barks", 0.0) for f in files]
+
+    monkeypatch.setattr(captioning, "captioner_for", lambda model: fake_run)
+    wsac, cap = tmp_path / "wsac", tmp_path / "cap"
+    for folder, kind in ((wsac, "wsac"), (cap, "captioner")):
+        folder.mkdir()
+        (folder / "recipe.yaml").write_text(f"kind: {kind}\n")
+    clip = tmp_path / "x.wav"
+    clip.write_bytes(b"")
+    res = runner.invoke(app, ["caption", str(clip), "--model", str(wsac), "--strategy", "nnd", "--tau", "0.05"])
+    assert res.exit_code == 0, res.output
+    assert seen["strategy"] == "nnd" and seen["tau"] == 0.05 and "a dog barks" in res.output
+    res = runner.invoke(app, ["caption", str(clip), "--model", str(wsac), "--strategy", "sideways"])
+    assert res.exit_code != 0 and "unknown --strategy 'sideways'" in res.output
+    res = runner.invoke(app, ["caption", str(clip), "--model", str(cap), "--strategy", "nnd"])
+    assert res.exit_code != 0 and "WSAC checkpoints only" in res.output
+    seen.clear()
+    res = runner.invoke(app, ["caption", str(clip), "--model", str(cap)])
+    assert res.exit_code == 0 and "strategy" not in seen

@@ -44,17 +44,37 @@ def caption_cmd(
     per_window: bool = typer.Option(False, "--per-window", help="Files longer than the training clips: one caption "
                                     "per window with start/end seconds (default: one caption per file)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="WSAC checkpoints only: how the audio "
+                                           "embedding becomes the decoder input: direct, nnd (nearest training "
+                                           "caption embedding) or projection (softmax-weighted memory mean). "
+                                           "Default: direct."),
+    tau: Optional[float] = typer.Option(None, "--tau", help="WSAC projection temperature (default 0.01)."),
 ) -> None:
-    """Caption audio files with a trained model (dispatches on the checkpoint's kind)."""
+    """Caption audio files with a trained model (dispatches on the checkpoint's kind).
+
+    Captioner checkpoints decode audio frames with beam search; WSAC checkpoints (text-only
+    training) caption the CLAP audio embedding with --strategy direct|nnd|projection.
+    """
     from audiocap.audio.io import AudioError
     from audiocap.captioning import captioner_for
     from audiocap.checkpoint import CheckpointError
 
     if beam < 1:
         raise fail("--beam must be at least 1")
+    if strategy is not None and strategy not in ("direct", "nnd", "projection"):
+        raise fail(f"unknown --strategy '{strategy}'; use direct, nnd or projection")
+    if tau is not None and tau <= 0:
+        raise fail("--tau must be positive")
+    wsac_kw = {k: v for k, v in (("strategy", strategy), ("tau", tau)) if v is not None}
     try:
+        from audiocap.checkpoint import read_recipe
+
+        kind = read_recipe(model).get("kind")
+        if wsac_kw and kind != "wsac":
+            raise fail(f"--strategy/--tau apply to WSAC checkpoints only; {model} is a '{kind}' checkpoint")
         run = captioner_for(model)
-        caps = run(files, [model, *ensemble], beam=beam, per_window=per_window, progress=len(files) > 1)
+        caps = run(files, [model, *ensemble], beam=beam, per_window=per_window, progress=len(files) > 1,
+                   **wsac_kw)
     except (AudioError, CheckpointError) as exc:
         raise fail(str(exc)) from None
     for c in caps:
