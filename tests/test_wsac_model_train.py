@@ -9,10 +9,13 @@ import torch
 
 from audiocap.checkpoint import read_extra, read_recipe
 from audiocap.data.caption_files import CaptionFileError, read_caption_groups
-from audiocap.decoding.wsac import beam_decode, load_wsac
+from audiocap.decoding.search import beam_search, greedy_search
+from audiocap.decoding.wsac import PrefixScorer, load_wsac
 from audiocap.models.prefix_decoder import PrefixDecoder, PrefixDecoderConfig, caption_loss
-from audiocap.text.wsac_vocab import BOS, EOS, PAD, WordVocab
+from audiocap.text.vocab import Vocab, tokenize_captions
 from audiocap.train.wsac import WSACRecipe, encode_captions, train_wsac
+
+PAD, BOS, EOS = Vocab.pad_id, Vocab.bos_id, Vocab.eos_id
 
 CAPTIONS = [
     ("dog.wav", ["A dog barks twice in the yard.", "A small dog is barking loudly."]),
@@ -44,20 +47,21 @@ def test_prefix_decoder_shapes_and_padding():
     assert loss.ndim == 0 and loss.item() > 0
     with pytest.raises(ValueError, match="max_len"):
         model(emb, torch.ones(2, 11, dtype=torch.long))
-    seqs = beam_decode(model, emb, bos=BOS, eos=EOS, beam=3, max_len=6)
+    scorer = PrefixScorer(model)
+    seqs = [h[0].tokens for h in beam_search(scorer, scorer.start(emb), 2, beam=3, max_len=5)]
     assert len(seqs) == 2 and all(len(s) <= 5 and EOS not in s for s in seqs)
-    assert beam_decode(model, emb, bos=BOS, eos=EOS, beam=1, max_len=6)[0] == \
-        beam_decode(model, emb[:1], bos=BOS, eos=EOS, beam=1, max_len=6)[0]
+    assert greedy_search(scorer, scorer.start(emb), 2, max_len=5)[0].tokens == \
+        greedy_search(scorer, scorer.start(emb[:1]), 1, max_len=5)[0].tokens
 
 
 def test_vocab_and_caption_files(tmp_path):
-    vocab = WordVocab.build(["A dog barks.", "The dog's bark, loud!"], min_count=1)
-    ids = vocab.encode("The dog barks at a cat", max_len=6)
-    s = vocab.stoi
-    assert ids == [BOS, s["the"], s["dog"], s["barks"], 3, EOS]  # "at" is unknown, "a cat" cut
-    assert vocab.encode("The dog's bark, loud!")[1:-1] == [s["the"], s["dog's"], s["bark"], s["loud"]]
-    assert vocab.decode(vocab.encode("a dog barks")) == "a dog barks"
-    assert WordVocab.from_json(vocab.to_json()).itos == vocab.itos
+    # WSAC shares the captioner's vocabulary: PTB tokens, as the caption metrics see them
+    vocab = Vocab.build(tokenize_captions(["A dog barks.", "The dog's bark, loud!"]), min_count=1)
+    s = vocab.index
+    ids = encode_captions(vocab, ["The dog barks at a cat", "The dog's bark, loud!"], 6)
+    assert ids[0].tolist() == [BOS, s["the"], s["dog"], s["barks"], vocab.unk_id, EOS]  # "at" unknown, "a cat" cut
+    assert ids[1].tolist() == [BOS, s["the"], s["dog"], s["'s"], s["bark"], EOS]  # "loud" cut at 6 tokens
+    assert vocab.decode(ids[1].tolist()) == "the dog 's bark"
     groups = read_caption_groups(_csv(tmp_path / "c.csv"))
     assert [g.clip_id for g in groups] == ["dog.wav", "rain.wav", "car.wav", "bird.wav"]
     ac = tmp_path / "ac.csv"
@@ -102,8 +106,6 @@ def test_training_loss_falls_and_checkpoint_round_trip(tmp_path):
 
 
 def test_prefix_scorer_matches_full_forward_and_greedy():
-    from audiocap.decoding.wsac import PrefixScorer
-
     torch.manual_seed(1)
     cfg = PrefixDecoderConfig(vocab_size=30, emb_dim=6, prefix_len=2, d_model=16, n_heads=4, n_layers=2,
                               mlp_hidden=20, max_len=8, dropout=0.0)
@@ -120,5 +122,6 @@ def test_prefix_scorer_matches_full_forward_and_greedy():
     seqs = torch.stack(picked, 1).tolist()
     full = model(emb[[2, 0, 1]], torch.cat([torch.full((3, 1), BOS), torch.stack(picked[:-1], 1)], 1))
     assert torch.equal(full.argmax(-1), torch.stack(picked, 1))
-    greedy = beam_decode(model, emb[[2, 0, 1]], bos=BOS, eos=EOS, beam=1, max_len=8)
+    greedy = [h.tokens for h in greedy_search(PrefixScorer(model), PrefixScorer(model).start(emb[[2, 0, 1]]), 3,
+                                              max_len=7)]
     assert greedy == [s[: s.index(EOS)] if EOS in s else s for s in seqs]

@@ -131,41 +131,6 @@ class PrefixScorer:
         return emb[index], seq[index]
 
 
-@torch.no_grad()
-def beam_decode(
-    model: PrefixDecoder, emb: torch.Tensor, *, bos: int, eos: int, beam: int = 3, max_len: int = 30
-) -> list[list[int]]:
-    """Beam search (beam=1 is greedy) over ``model`` for embeddings (B, E); token ids per item.
-
-    Scores are summed log-probabilities; finished beams keep their score and only extend
-    with <eos>. Returned ids exclude <bos> and stop before <eos>.
-    """
-    B, K = emb.shape[0], beam
-    emb_k = emb.repeat_interleave(K, dim=0)  # (B*K, E)
-    tokens = torch.full((B * K, 1), bos, dtype=torch.long, device=emb.device)
-    scores = torch.full((B, K), float("-inf"), device=emb.device)
-    scores[:, 0] = 0.0
-    done = torch.zeros(B * K, dtype=torch.bool, device=emb.device)
-    for _ in range(max_len - 1):
-        logp = model(emb_k, tokens)[:, -1].log_softmax(-1)  # (B*K, V)
-        V = logp.shape[-1]
-        logp[done] = float("-inf")
-        logp[done, eos] = 0.0
-        total = (scores.view(-1, 1) + logp).view(B, K * V)
-        scores, flat = total.topk(K, dim=-1)  # (B, K)
-        src = (flat // V) + torch.arange(B, device=emb.device).unsqueeze(1) * K  # (B, K) beam rows
-        tokens = torch.cat([tokens[src.view(-1)], (flat % V).view(-1, 1)], dim=1)
-        done = done[src.view(-1)] | (tokens[:, -1] == eos)
-        if bool(done.all()):
-            break
-    best = tokens.view(B, K, -1)[:, 0]  # topk is sorted: beam 0 is the best
-    out = []
-    for row in best.tolist():
-        seq = row[1:]
-        out.append(seq[: seq.index(eos)] if eos in seq else seq)
-    return out
-
-
 class WSAC:
     """A loaded WSAC checkpoint: decoder, vocabulary, caption memory and gap statistics."""
 
@@ -181,15 +146,21 @@ class WSAC:
 
         Kouzelis & Katsouros (2023): direct, nearest-neighbour (NND) or projection decoding.
         """
-        from audiocap.text.wsac_vocab import BOS, EOS
+        from audiocap.decoding.search import beam_search, greedy_search
 
+        v = self.vocab
+        scorer = PrefixScorer(self.model, bos_id=v.bos_id, eos_id=v.eos_id, pad_id=v.pad_id)
+        max_len = self.model.cfg.max_len - 1  # generated tokens incl. <eos>; <bos> takes one position
         out: list[str] = []
-        dev = next(self.model.parameters()).device
         for i in range(0, emb.shape[0], batch_size):
             x = decoder_input(emb[i : i + batch_size].float().cpu(), strategy, memory=self.memory, tau=tau, k=k)
-            x = x.to(dev)
-            ids = beam_decode(self.model, x, bos=BOS, eos=EOS, beam=beam, max_len=self.model.cfg.max_len)
-            out.extend(self.vocab.decode(seq) for seq in ids)
+            state = scorer.start(x)
+            if beam <= 1:
+                hyps = greedy_search(scorer, state, x.shape[0], max_len=max_len)
+            else:
+                hyps = [h[0] for h in beam_search(scorer, state, x.shape[0], beam=beam, max_len=max_len)]
+            # WSAC captions never show <unk> (the decoder may predict it for rare training words)
+            out.extend(v.decode(t for t in h.tokens if t != v.unk_id) for h in hyps)
         return out
 
 
@@ -197,7 +168,7 @@ def load_wsac(folder, *, device: str | torch.device = "cpu") -> WSAC:
     """Load a ``wsac`` checkpoint folder written by :func:`audiocap.train.wsac.train_wsac`."""
     from audiocap.checkpoint import load_checkpoint, read_extra
     from audiocap.models.prefix_decoder import PrefixDecoderConfig
-    from audiocap.text.wsac_vocab import WordVocab
+    from audiocap.text.vocab import Vocab
 
     state, recipe = load_checkpoint(folder, kind="wsac", device=device)
     cfg = PrefixDecoderConfig(**read_extra(folder, "decoder"))
@@ -207,7 +178,10 @@ def load_wsac(folder, *, device: str | torch.device = "cpu") -> WSAC:
     gap = dict(read_extra(folder, "gap"))
     if "gap.shift" in state:
         gap["shift"] = state["gap.shift"]
-    return WSAC(model, WordVocab.from_json(read_extra(folder, "vocab")), memory,
+    words = read_extra(folder, "vocab")
+    # checkpoints of the first WSAC release stored {"itos": [...]} with the same four specials first
+    vocab = Vocab(list(words["itos"])) if "itos" in words else Vocab.from_json(words)
+    return WSAC(model, vocab, memory,
                 space=recipe["data"]["space"], gap=gap, recipe=recipe)
 
 

@@ -27,7 +27,7 @@ from audiocap.data.caption_files import read_caption_groups
 from audiocap.encoders.shared_space import cached_text_embeddings
 from audiocap.models.modality_gap import bridge_text_embedding, estimate_noise_std
 from audiocap.models.prefix_decoder import PrefixDecoder, PrefixDecoderConfig, caption_loss
-from audiocap.text.wsac_vocab import PAD, WordVocab
+from audiocap.text.vocab import Vocab, tokenize_captions
 
 KIND = "wsac"
 
@@ -104,7 +104,7 @@ class WSACModule(L.LightningModule):
         elif self.shift.numel():
             emb = bridge_text_embedding(emb, shift=self.shift, renormalize=self.renormalize)
         logits = self.model(emb, tokens[:, :-1])  # (B, T-1, V)
-        return caption_loss(logits, tokens[:, 1:], pad_id=PAD)
+        return caption_loss(logits, tokens[:, 1:], pad_id=self.model.cfg.pad_id)
 
     def training_step(self, batch, _):
         loss = self._loss(batch, bridge=True)
@@ -129,15 +129,19 @@ class WSACModule(L.LightningModule):
 
 def _trim(batch):
     emb, tokens = torch.utils.data.default_collate(batch)
-    width = int((tokens != PAD).sum(1).max())
+    width = int((tokens != Vocab.pad_id).sum(1).max())
     return emb, tokens[:, :width]
 
 
-def encode_captions(vocab: WordVocab, captions: list[str], max_len: int) -> torch.Tensor:
-    """Pad ``[<bos> words <eos>]`` ids of each caption to a (N, max_len) LongTensor."""
-    out = torch.full((len(captions), max_len), PAD, dtype=torch.long)
-    for i, cap in enumerate(captions):
-        ids = vocab.encode(cap, max_len=max_len)
+def encode_captions(vocab: Vocab, captions: list[str], max_len: int) -> torch.Tensor:
+    """Pad ``[<bos> words <eos>]`` ids of each caption to a (N, max_len) LongTensor.
+
+    Captions are PTB-tokenized as the caption metrics tokenize them (the captioner's
+    :func:`~audiocap.text.vocab.tokenize_captions`); words are cut so the total is at most ``max_len``.
+    """
+    out = torch.full((len(captions), max_len), vocab.pad_id, dtype=torch.long)
+    for i, toks in enumerate(tokenize_captions(captions)):
+        ids = vocab.encode(toks, max_len=max_len - 2)
         out[i, : len(ids)] = torch.tensor(ids)
     return out
 
@@ -192,10 +196,10 @@ def train_wsac(recipe: WSACRecipe, out_dir: str | Path, *, progress: bool = True
             raise ValueError(f"{d.captions}: no clip has two captions; set gap.noise_std by hand")
     shift = estimate_shift(g, d.space) if "shift" in g.mode else None
 
-    vocab = WordVocab.build(flat, min_count=m.min_count)
+    vocab = Vocab.build(tokenize_captions(flat), min_count=m.min_count)
     cfg = PrefixDecoderConfig(vocab_size=len(vocab), emb_dim=emb.shape[1], prefix_len=m.prefix_len,
                               d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads,
-                              mlp_hidden=m.mlp_hidden, max_len=m.max_len, dropout=m.dropout, pad_id=PAD)
+                              mlp_hidden=m.mlp_hidden, max_len=m.max_len, dropout=m.dropout, pad_id=vocab.pad_id)
     train_dl = DataLoader(TensorDataset(emb, encode_captions(vocab, flat, m.max_len)), batch_size=o.batch_size,
                           shuffle=True, collate_fn=_trim, num_workers=o.num_workers)
     val_dl = None
