@@ -57,6 +57,25 @@ def test_evaluator_reports_spice_unavailable_with_reason(shared, tmp_path):
         Evaluator(["fense"])
 
 
+def test_evaluate_many_equals_one_call_per_system(shared, tmp_path):
+    cands, refs = clotho_pairs(shared)
+    refs = refs[:40]
+    systems = {"c1": cands[:40], "c2": [r[0] for r in refs], "short": ["a sound"] * 40}
+    ev = Evaluator(FAST + ["meteor"], spice_dir=tmp_path / "no-spice")
+    many = ev.evaluate_many(systems, refs)
+    assert list(many) == list(systems)
+    for name, c in systems.items():
+        alone = ev(c, refs)
+        assert list(many[name]) == list(alone)
+        for metric, res in alone.items():
+            assert many[name][metric].available == res.available
+            if res.available:
+                assert many[name][metric].score == pytest.approx(res.score, abs=1e-12), (name, metric)
+    assert many["short"]["cider_d"].score < many["c1"]["cider_d"].score
+    assert not many["c1"]["spice"].available and "setup-spice" in many["c1"]["spice"].reason
+    assert ev.evaluate_many({}, refs) == {}
+
+
 def test_sbert_sim_and_vocab():
     cands = ["a dog barks loudly", "rain falls on a tin roof"]
     refs = [["a dog barks loudly", "a dog is barking"], ["a man speaks"]]

@@ -97,3 +97,20 @@ def test_spice_full_clotho_evaluation_equals_official_jar(shared, tmp_path):
     print(f"\nClotho eval caption_1 vs 2-5: SPICE {ours.score:.6f} SPIDEr {sp.score:.6f} "
           f"(CIDEr-D {sp.score * 2 - ours.score:.6f}); wall time audiocap {t_ours:.1f} s, "
           f"official {t_official:.1f} s (run side by side)")
+
+
+@needs_spice
+def test_spice_many_equals_separate_runs(shared):
+    """One JVM for several systems gives each system exactly its separate-run SPICE."""
+    from audiocap.metrics.spice import spice_many
+
+    cands, refs = clotho_pairs(shared)
+    refs = refs[:3]
+    systems = {"a": cands[:3], "b": ["a dog barks", "rain falls on a roof", refs[2][1]]}
+    many = spice_many(systems, refs)
+    for name, c in systems.items():
+        alone = spice(c, refs)
+        np.testing.assert_allclose(many[name].per_item, alone.per_item, atol=1e-12)
+        np.testing.assert_allclose(many[name].extra["recall"], alone.extra["recall"], atol=1e-12)
+        assert many[name].score == pytest.approx(alone.score, abs=1e-12)
+    assert many["a"].score != many["b"].score

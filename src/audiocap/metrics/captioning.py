@@ -19,11 +19,11 @@ from audiocap.fileio import atomic_write_json
 from audiocap.metrics.base import MetricInputError, MetricResult, check_inputs, prepare
 from audiocap.metrics.meteor import meteor
 from audiocap.metrics.ngram import bleu, cider_d, ngram_metrics, rouge_l
-from audiocap.metrics.spice import spice, spider, spider_fl
+from audiocap.metrics.spice import spice, spice_many, spider, spider_fl
 
 __all__ = [
     "ALL_METRICS", "DEFAULT_METRICS", "Evaluator", "MetricInputError", "MetricResult", "bleu",
-    "cider_d", "meteor", "ngram_metrics", "rouge_l", "sbert_sim", "spice", "spider", "spider_fl", "vocab",
+    "cider_d", "meteor", "ngram_metrics", "rouge_l", "sbert_sim", "spice", "spice_many", "spider", "spider_fl", "vocab",
 ]
 
 ALL_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice",
@@ -94,31 +94,51 @@ class Evaluator:
 
     def __call__(self, candidates: list[str], references: list[list[str]]) -> dict[str, MetricResult]:
         """Compute the chosen metrics; returns ``{name: MetricResult}`` in the requested order."""
-        want = set(self.metrics)
-        cands, refs = prepare(candidates, references, tokenized=False)
-        out: dict[str, MetricResult] = {}
+        return self.evaluate_many({"": candidates}, references)[""]
 
-        def run(name: str, fn: Callable[[], MetricResult | dict]) -> None:
-            self.progress(name)
-            res = fn()
-            out.update(res if isinstance(res, dict) else {name: res})
+    def evaluate_many(self, systems: dict[str, list[str]],
+                      references: list[list[str]]) -> dict[str, dict[str, MetricResult]]:
+        """Score several systems on the same references: ``{system: {metric: MetricResult}}``.
+
+        Every metric is computed per system exactly as :meth:`__call__` would; only SPICE is
+        batched, running the official jar once for all systems (see
+        :func:`~audiocap.metrics.spice.spice_many`), which makes an ablation table with SPICE
+        cost one JVM start and one parse of the references instead of one per row.
+        """
+        want = set(self.metrics)
+        if not systems:
+            return {}
+        prepared = {name: prepare(c, references, tokenized=False) for name, c in systems.items()}
+        outs: dict[str, dict[str, MetricResult]] = {name: {} for name in systems}
+
+        def run(label: str, fn: Callable[[str], MetricResult | dict]) -> None:
+            for name in systems:
+                self.progress(f"{label} [{name}]" if name else label)
+                res = fn(name)
+                outs[name].update(res if isinstance(res, dict) else {label: res})
 
         if want & {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider_d", "spider"}:
-            run("bleu, rouge_l, cider_d", lambda: ngram_metrics(cands, refs, tokenized=True))
+            run("bleu, rouge_l, cider_d", lambda n: ngram_metrics(*prepared[n], tokenized=True))
         if "meteor" in want:
-            run("meteor", lambda: meteor(cands, refs, tokenized=True))
+            run("meteor", lambda n: meteor(*prepared[n], tokenized=True))
         if want & {"spice", "spider"}:
-            run("spice", lambda: spice(cands, refs, tokenized=True, folder=self.spice_dir,
-                                       memory=self.spice_memory))
-        if "spider" in want:
-            out["spider"] = spider(out["cider_d"], out["spice"])
-        if "spider_fl" in want:
-            out["spider_fl"] = spider_fl()
+            self.progress("spice")
+            refs_tok = next(iter(prepared.values()))[1]  # the same references for every system
+            batched = spice_many({n: p[0] for n, p in prepared.items()}, refs_tok,
+                                 tokenized=True, folder=self.spice_dir, memory=self.spice_memory)
+            for name in systems:
+                outs[name]["spice"] = batched[name]
+        for name, (cands, refs) in prepared.items():
+            out = outs[name]
+            if "spider" in want:
+                out["spider"] = spider(out["cider_d"], out["spice"])
+            if "spider_fl" in want:
+                out["spider_fl"] = spider_fl()
+            if "vocab" in want:
+                out["vocab"] = vocab(cands, refs, tokenized=True)
         if "sbert_sim" in want:
-            run("sbert_sim", lambda: sbert_sim(candidates, references))
-        if "vocab" in want:
-            out["vocab"] = vocab(cands, refs, tokenized=True)
-        return {m: out[m] for m in self.metrics}
+            run("sbert_sim", lambda n: sbert_sim(systems[n], references))
+        return {name: {m: outs[name][m] for m in self.metrics} for name in systems}
 
     @staticmethod
     def table(results: dict[str, MetricResult], title: str = "caption metrics"):

@@ -86,6 +86,47 @@ def run_spice(items: list[dict], folder: Path, *, cache: bool = True, memory: st
         return json.loads(out_file.read_text())
 
 
+def _result(out: dict, keys: list[str]) -> MetricResult:
+    f = np.array([_num(out[k]["f"]) for k in keys])
+    pr = np.array([_num(out[k]["pr"]) for k in keys])
+    re_ = np.array([_num(out[k]["re"]) for k in keys])
+    return MetricResult("spice", float(np.mean(f)), f, extra={"precision": pr, "recall": re_})
+
+
+def spice_many(systems: dict[str, list[str]], references: list[list[str]], *,
+               folder: str | os.PathLike | None = None, tokenized: bool = False,
+               cache: bool = True, memory: str = "8G") -> dict[str, MetricResult]:
+    """SPICE (Anderson et al., 2016) of several systems' candidates against the same references,
+    from ONE run of the official jar: ``{system: MetricResult}``.
+
+    SPICE scores each item independently (its F-score depends only on that item's candidate and
+    references) and coco-caption's corpus score is the mean of the item F-scores, so scoring all
+    systems' items in one JVM gives exactly the per-system results of separate runs while
+    starting Java and CoreNLP once and parsing each reference once. Unavailable (with the
+    reason) for every system when the SPICE folder is missing or the run fails.
+    """
+    if not systems:
+        return {}
+    prepared = {name: prepare(cands, references, tokenized=tokenized) for name, cands in systems.items()}
+    path, reason = spice_status(folder)
+    if path is None:
+        return {name: MetricResult.unavailable("spice", reason) for name in systems}
+    names = list(systems)
+    items = [{"image_id": f"{s}:{i}", "test": c, "refs": r}
+             for s, name in enumerate(names) for i, (c, r) in enumerate(zip(*prepared[name]))]
+    try:
+        out = run_spice(items, path, cache=cache, memory=memory)
+    except (SpiceSetupError, OSError, subprocess.SubprocessError) as exc:
+        why = f"SPICE failed to run from {path}: {exc}"
+        return {name: MetricResult.unavailable("spice", why) for name in systems}
+    by_id = {str(o["image_id"]): o["scores"]["All"] for o in out}
+    if len(by_id) != len(items):
+        why = f"SPICE returned {len(by_id)} of {len(items)} items"
+        return {name: MetricResult.unavailable("spice", why) for name in systems}
+    return {name: _result(by_id, [f"{s}:{i}" for i in range(len(prepared[name][0]))])
+            for s, name in enumerate(names)}
+
+
 def spice(candidates: list[str], references: list[list[str]], *,
           folder: str | os.PathLike | None = None, tokenized: bool = False, cache: bool = True,
           memory: str = "8G") -> MetricResult:
@@ -96,22 +137,8 @@ def spice(candidates: list[str], references: list[list[str]], *,
     F-scores, as in coco-caption; ``extra`` holds per-item ``precision`` and ``recall``. If the
     SPICE folder is missing or unusable the result is unavailable with the reason.
     """
-    cands, refs = prepare(candidates, references, tokenized=tokenized)
-    path, reason = spice_status(folder)
-    if path is None:
-        return MetricResult.unavailable("spice", reason)
-    items = [{"image_id": str(i), "test": c, "refs": r} for i, (c, r) in enumerate(zip(cands, refs))]
-    try:
-        out = run_spice(items, path, cache=cache, memory=memory)
-    except (SpiceSetupError, OSError, subprocess.SubprocessError) as exc:
-        return MetricResult.unavailable("spice", f"SPICE failed to run from {path}: {exc}")
-    by_id = {str(o["image_id"]): o["scores"]["All"] for o in out}
-    if len(by_id) != len(items):
-        return MetricResult.unavailable("spice", f"SPICE returned {len(by_id)} of {len(items)} items")
-    f = np.array([_num(by_id[str(i)]["f"]) for i in range(len(items))])
-    pr = np.array([_num(by_id[str(i)]["pr"]) for i in range(len(items))])
-    re_ = np.array([_num(by_id[str(i)]["re"]) for i in range(len(items))])
-    return MetricResult("spice", float(np.mean(f)), f, extra={"precision": pr, "recall": re_})
+    return spice_many({"_": candidates}, references, folder=folder, tokenized=tokenized,
+                      cache=cache, memory=memory)["_"]
 
 
 def spider(cider: MetricResult, spice_result: MetricResult) -> MetricResult:
