@@ -30,7 +30,8 @@ def test_supervised_scores_reads_evaluator_json():
         "cider_d": {"available": True, "score": 0.23, "per_item": [0.23]},
         "sbert_sim": {"available": False, "reason": "no model"}}}
     sup = table.supervised_scores(data)
-    assert sup == {"bleu_4": 0.15, "meteor": 0.13, "rouge_l": 0.31, "cider_d": 0.23, "sbert_sim": None}
+    assert sup == {"bleu_4": 0.15, "meteor": 0.13, "rouge_l": 0.31, "cider_d": 0.23, "spice": None,
+                   "spider": None, "sbert_sim": None}
     # a flat {name: score} dict (hyphenated names too) still works
     assert table.supervised_scores({"cider-d": 0.5, "bleu_4": 0.1})["cider_d"] == 0.5
 
@@ -47,3 +48,17 @@ def test_score_captions_uses_audiocap_metrics():
     # the empty caption is scored as "empty" (not dropped), exactly as the Evaluator would
     want = cider_d(["a dog barks loudly", "rain falls on a roof", "empty"], refs)
     assert got["cider_d"] == pytest.approx(want.score)
+
+
+def test_table_gives_percent_of_supervised_cider_and_spider():
+    table = _load("wsac_audio_table")
+    rows = [{"name": "noise", "strategy": "direct",
+             "scores": {"bleu_4": 0.2, "meteor": 0.2, "rouge_l": 0.4, "cider_d": 0.5, "spice": 0.1, "spider": 0.3,
+                        "sbert_sim": 0.5}}]
+    sup = {"bleu_4": 0.1, "meteor": 0.1, "rouge_l": 0.3, "cider_d": 1.0, "spice": 0.2, "spider": 0.6, "sbert_sim": None}
+    lines = table.render(rows, sup, "supervised (beam 3)")
+    assert lines[2].startswith("| supervised (beam 3) | – | 0.1000 |") and "| n/a |" in lines[2]
+    assert rows[0]["pct_supervised_cider_d"] == 50.0 and rows[0]["pct_supervised_spider"] == 50.0
+    assert lines[3].endswith("| 50.0 | 50.0 |")
+    pending = table.render(rows, None)
+    assert "pending" in pending[2] and rows[0]["pct_supervised_spider"] is None

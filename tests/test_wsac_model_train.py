@@ -125,3 +125,56 @@ def test_prefix_scorer_matches_full_forward_and_greedy():
     greedy = [h.tokens for h in greedy_search(PrefixScorer(model), PrefixScorer(model).start(emb[[2, 0, 1]]), 3,
                                               max_len=7)]
     assert greedy == [s[: s.index(EOS)] if EOS in s else s for s in seqs]
+
+
+def _sequence_logprob(model, emb, seq):
+    """log p(seq + <eos> | emb) by one full forward (the brute-force reference)."""
+    tokens = torch.tensor([[BOS, *seq]])
+    logp = model(emb[None], tokens)[0].double().log_softmax(-1)  # (T, V)
+    return float(sum(logp[t, tok] for t, tok in enumerate([*seq, EOS])))
+
+
+def test_shared_beam_search_finds_the_exact_best_caption_of_a_toy_decoder():
+    """WSAC decodes through audiocap.decoding.search; with a beam as wide as every prefix it must return
+    the most probable finished caption found by enumerating all of them, with the model's own log-prob."""
+    import itertools
+
+    torch.manual_seed(3)
+    cfg = PrefixDecoderConfig(vocab_size=6, emb_dim=5, prefix_len=2, d_model=16, n_heads=4, n_layers=2,
+                              mlp_hidden=20, max_len=6, dropout=0.0)
+    model = PrefixDecoder(cfg).eval()
+    torch.nn.init.normal_(model.tok_emb.weight, std=1.0)  # peaky (tied) logits: no near-ties
+    emb = torch.randn(2, 5)
+    scorer = PrefixScorer(model)
+    others = [t for t in range(6) if t != EOS]
+    hyps = beam_search(scorer, scorer.start(emb), 2, beam=len(others) ** 3, max_len=4, n_best=2)
+    for b in range(2):
+        with torch.no_grad():
+            scored = sorted(((_sequence_logprob(model, emb[b], list(s)), list(s))
+                             for n in range(4) for s in itertools.product(others, repeat=n)), reverse=True)
+        assert scored[0][0] - scored[1][0] > 1e-3  # the optimum is unique, so the comparison is meaningful
+        best = hyps[b][0]
+        assert best.finished and best.tokens == scored[0][1]
+        assert best.logprob == pytest.approx(scored[0][0], abs=1e-4)
+        assert hyps[b][1].tokens == scored[1][1]
+        for narrow in beam_search(scorer, scorer.start(emb[b : b + 1]), 1, beam=3, max_len=4, n_best=3)[0]:
+            if narrow.finished:  # a narrow beam never beats the optimum, and scores what the model says
+                assert narrow.logprob <= best.logprob + 1e-6
+                assert narrow.logprob == pytest.approx(_sequence_logprob(model, emb[b], narrow.tokens), abs=1e-4)
+
+
+def test_wsac_reads_first_release_vocab_json(tmp_path):
+    """Checkpoints of the first WSAC release stored the vocabulary as {"itos": [...]}; they still load."""
+    import json
+
+    recipe = WSACRecipe()
+    recipe.data.captions = str(_csv(tmp_path / "caps.csv"))
+    recipe.data.cache_dir = str(tmp_path / "cache")
+    recipe.gap.mode, recipe.model.min_count = "none", 1
+    m = recipe.model
+    m.prefix_len, m.d_model, m.n_heads, m.n_layers, m.mlp_hidden, m.max_len = 2, 16, 4, 1, 16, 12
+    recipe.optim.epochs = 1
+    folder = train_wsac(recipe, tmp_path / "ckpt", progress=False)
+    words = read_extra(folder, "vocab")["words"]
+    (Path(folder) / "vocab.json").write_text(json.dumps({"itos": words}))
+    assert load_wsac(folder).vocab.words == words
