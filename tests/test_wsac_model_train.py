@@ -127,6 +127,7 @@ def test_prefix_scorer_matches_full_forward_and_greedy():
     assert greedy == [s[: s.index(EOS)] if EOS in s else s for s in seqs]
 
 
+@torch.no_grad()
 def _sequence_logprob(model, emb, seq):
     """log p(seq + <eos> | emb) by one full forward (the brute-force reference)."""
     tokens = torch.tensor([[BOS, *seq]])
@@ -149,9 +150,8 @@ def test_shared_beam_search_finds_the_exact_best_caption_of_a_toy_decoder():
     others = [t for t in range(6) if t != EOS]
     hyps = beam_search(scorer, scorer.start(emb), 2, beam=len(others) ** 3, max_len=4, n_best=2)
     for b in range(2):
-        with torch.no_grad():
-            scored = sorted(((_sequence_logprob(model, emb[b], list(s)), list(s))
-                             for n in range(4) for s in itertools.product(others, repeat=n)), reverse=True)
+        scored = sorted(((_sequence_logprob(model, emb[b], list(s)), list(s))
+                         for n in range(4) for s in itertools.product(others, repeat=n)), reverse=True)
         assert scored[0][0] - scored[1][0] > 1e-3  # the optimum is unique, so the comparison is meaningful
         best = hyps[b][0]
         assert best.finished and best.tokens == scored[0][1]
