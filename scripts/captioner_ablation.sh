@@ -3,16 +3,16 @@
 # on the real-sound test split with greedy and beam-3 decoding, plus a two-model ensemble.
 # Usage: scripts/captioner_ablation.sh [train|eval|table|all]  (ONLY=<prefix> evaluates a subset)   (run from the repository root)
 set -euo pipefail
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread per process: several run side by side
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # the recipes train on one thread (faster on the shared 2-core CPU)
 MANIFEST=${MANIFEST:-data/foley-default/manifest.jsonl}
 RUNS=${RUNS:-runs/captioner}
 NAMES="foley_ce foley_cl4ac foley_ntxent foley_ntxent_delayed"
 step=${1:-all}
 if [[ $step == train || $step == all ]]; then
-  for n in $NAMES; do
-    nice -n 10 python -m audiocap train captioner --config configs/captioner/$n.yaml --set train.out=$RUNS/$n --set train.threads=1 &
+  for n in $NAMES; do  # one after another; the frozen-tower frames come from the cache CLAP shares
+    nice -n 10 python -m audiocap train captioner --config configs/captioner/$n.yaml --set train.out=$RUNS/$n \
+      --set data.manifest=$MANIFEST
   done
-  wait
 fi
 if [[ $step == eval || $step == all ]]; then
   # one process for all evaluations, so the METEOR JVM and the text model load once
