@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from audiocap.checkpoint import save_checkpoint
 from audiocap.config import recipe_to_dict
+from audiocap.fileio import atomic_write_json
 from audiocap.losses import aux_weight, caption_ce, cl4ac_loss, cl4ac_mismatch, nt_xent
 from audiocap.models.captioner import Captioner, CaptionerConfig
 from audiocap.text.vocab import Vocab
@@ -141,15 +142,19 @@ class CaptionerTask(L.LightningModule):
 
 
 class SaveBest(L.Callback):
-    """Write the audiocap checkpoint folder whenever the validation CE improves."""
+    """Write the audiocap checkpoint folder whenever the validation CE improves, and every
+    epoch's validation CE to ``<folder>/../val_ce.json`` (to see whether training converged)."""
 
     def __init__(self, folder: Path, recipe: dict[str, Any], vocab: Vocab) -> None:
         self.folder, self.recipe, self.vocab, self.best = folder, recipe, vocab, math.inf
+        self.history: list[float] = []
 
     def on_validation_end(self, trainer: L.Trainer, task: CaptionerTask) -> None:
         if trainer.sanity_checking:
             return
         val = float(trainer.callback_metrics.get("val/ce", math.inf))
+        self.history.append(round(val, 5))
+        atomic_write_json(self.folder.parent / "val_ce.json", {"val_ce_per_epoch": self.history})
         if val < self.best:
             self.best = val
             meta = {**self.recipe, "epoch": trainer.current_epoch, "val_ce": val}
@@ -157,10 +162,10 @@ class SaveBest(L.Callback):
                             extras={"vocab": self.vocab.to_json()})
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best}
+        return {"best": self.best, "history": self.history}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best = float(state["best"])
+        self.best, self.history = float(state["best"]), list(state.get("history", []))
 
 
 def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any = None) -> Path:
