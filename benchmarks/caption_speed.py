@@ -58,16 +58,21 @@ def naive_beam(model, memory, mask, *, k: int, max_len: int, bos: int, eos: int)
     return best[:-1] if best and best[-1] == eos else best
 
 
-def timeit(fn: Callable[[], Any], repeats: int) -> tuple[dict[str, float], Any]:
-    """Median wall and process-CPU seconds of ``fn`` over ``repeats`` runs after one warm-up."""
-    out = fn()
-    wall, cpu = [], []
+def timeit(fns: dict[str, Callable[[], Any]], repeats: int) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Median wall and process-CPU seconds of each function over ``repeats`` rounds after one
+    warm-up round; the functions take turns within a round, so a burst of load from other jobs
+    hits all of them alike instead of whichever happened to run then."""
+    outs = {name: fn() for name, fn in fns.items()}
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        out = fn()
-        wall.append(time.perf_counter() - w)
-        cpu.append(time.process_time() - c)
-    return {"wall_s": round(statistics.median(wall), 4), "cpu_s": round(statistics.median(cpu), 4)}, out
+        for name, fn in fns.items():
+            w, c = time.perf_counter(), time.process_time()
+            outs[name] = fn()
+            wall[name].append(time.perf_counter() - w)
+            cpu[name].append(time.process_time() - c)
+    return {name: {"wall_s": round(statistics.median(wall[name]), 4), "cpu_s": round(statistics.median(cpu[name]), 4)}
+            for name in fns}, outs
 
 
 def main() -> None:
@@ -111,23 +116,28 @@ def main() -> None:
     with torch.inference_mode():
         frames = pipe["fp32"].window_frames(wave)[0]
         x, mask = pad_frames([torch.cat(frames, 0)])
-        batched, hyp = timeit(lambda: pipe["fp32"].caption_frames([x[0]])[0], args.repeats)
-        naive, naive_tokens = timeit(lambda: naive_beam(model, model.encode(x, mask), mask, k=args.beam,
-                                                        max_len=pipe["fp32"].max_len, bos=v.bos_id, eos=v.eos_id),
-                                     args.repeats)
-        report["decoding"] = {
-            "frames": int(x.shape[1]), "batched_beam": batched, "naive_beam": naive,
-            "speedup_wall": round(naive["wall_s"] / batched["wall_s"], 2),
-            "same_caption": hyp.tokens == naive_tokens, "caption_tokens": len(hyp.tokens),
+        fns = {
+            "batched_beam": lambda: pipe["fp32"].caption_frames([x[0]])[0].tokens,
+            "naive_beam": lambda: naive_beam(model, model.encode(x, mask), mask, k=args.beam,
+                                             max_len=pipe["fp32"].max_len, bos=v.bos_id, eos=v.eos_id),
         }
         for p, pl in pipe.items():
-            tower_t, low = timeit(lambda: pl.window_frames(wave)[0], args.repeats)
-            e2e, caps = timeit(lambda: pl.caption_wave(wave), args.repeats)
-            cos = torch.nn.functional.cosine_similarity(torch.cat(low), torch.cat(frames), dim=-1)
-            report[p] = {"tower": tower_t, "end_to_end": e2e,
-                         "rtf_end_to_end": round(e2e["wall_s"] / args.seconds, 5),
-                         "rtf_cpu": round(e2e["cpu_s"] / args.seconds, 5),
-                         "min_frame_cosine_to_fp32": round(float(cos.min()), 6), "caption": caps[0].text}
+            fns[f"tower_{p}"] = lambda pl=pl: pl.window_frames(wave)[0]
+            fns[f"end_to_end_{p}"] = lambda pl=pl: pl.caption_wave(wave)[0].text
+        times, outs = timeit(fns, args.repeats)
+    report["decoding"] = {
+        "frames": int(x.shape[1]), "batched_beam": times["batched_beam"], "naive_beam": times["naive_beam"],
+        "speedup_wall": round(times["naive_beam"]["wall_s"] / times["batched_beam"]["wall_s"], 2),
+        "speedup_cpu": round(times["naive_beam"]["cpu_s"] / times["batched_beam"]["cpu_s"], 2),
+        "same_caption": outs["batched_beam"] == outs["naive_beam"], "caption_tokens": len(outs["batched_beam"]),
+    }
+    for p in pipe:
+        e2e = times[f"end_to_end_{p}"]
+        cos = torch.nn.functional.cosine_similarity(torch.cat(outs[f"tower_{p}"]), torch.cat(frames), dim=-1)
+        report[p] = {"tower": times[f"tower_{p}"], "end_to_end": e2e,
+                     "rtf_end_to_end": round(e2e["wall_s"] / args.seconds, 5),
+                     "rtf_cpu": round(e2e["cpu_s"] / args.seconds, 5),
+                     "min_frame_cosine_to_fp32": round(float(cos.min()), 6), "caption": outs[f"end_to_end_{p}"]}
     report.update({"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
                    "load_average_end": [round(x, 2) for x in os.getloadavg()]})
     from audiocap.fileio import atomic_write_json
