@@ -23,6 +23,7 @@ files with it, as ``"module:function"``; other model families register there in 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from collections.abc import Sequence
@@ -106,6 +107,20 @@ def tower_autocast(precision: str, device: str | torch.device):
     return torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Run torch ops on one intra-op thread inside the block (restored after). Beam-search steps
+    are tiny matrix products that gain nothing from a second thread; on a busy CPU the second
+    thread's spin-waiting made a 10 s clip's beam search cost 6 s of CPU instead of 0.03 s
+    (benchmarks/caption_speed.py)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class CaptionPipeline:
     """Frozen tower + one captioner or an ensemble sharing a vocabulary and a tower."""
 
@@ -139,11 +154,16 @@ class CaptionPipeline:
 
     @torch.inference_mode()
     def caption_frames(self, frames: Sequence[torch.Tensor]) -> list[Hypothesis]:
-        """Best hypothesis for each frame-embedding sequence (T_i, D), decoded in batches."""
+        """Best hypothesis for each frame-embedding sequence (T_i, D), decoded in batches
+        (on one CPU thread: see :func:`one_thread`)."""
+        device = self.scorer.device
+        with one_thread() if device.type == "cpu" else contextlib.nullcontext():
+            return self._decode(frames, device)
+
+    def _decode(self, frames: Sequence[torch.Tensor], device: torch.device) -> list[Hypothesis]:
         from audiocap.train.captioner_data import pad_frames
 
         out: list[Hypothesis] = []
-        device = self.scorer.device
         for s in range(0, len(frames), self.batch_size):
             x, mask = pad_frames(frames[s : s + self.batch_size])
             state = self.scorer.start(x.to(device), mask.to(device))
