@@ -225,7 +225,7 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        """Swagger UI served from the swagger-ui-bundle package: works offline, no CDN."""
+        """Swagger UI (5.x, OpenAPI 3.1) served from the swagger-ui-py package: offline, no CDN."""
         from fastapi.openapi.docs import get_swagger_ui_html
 
         return get_swagger_ui_html(openapi_url="/openapi.json", title="audiocap API",
@@ -233,11 +233,19 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
                                    swagger_css_url="/swagger-ui/swagger-ui.css",
                                    swagger_favicon_url="/swagger-ui/favicon-32x32.png")
 
-    from swagger_ui_bundle import swagger_ui_path
-
-    app.mount("/swagger-ui", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+    app.mount("/swagger-ui", StaticFiles(directory=str(_swagger_ui_assets())), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app
+
+
+def _swagger_ui_assets() -> Path:
+    """The Swagger UI files shipped by the ``swagger-ui-py`` package (found, not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is missing; pip install swagger-ui-py==25.7.1")
+    return Path(list(spec.submodule_search_locations)[0]) / "static"
 
 
 def _error(status: int, code: str, detail: str, headers: dict | None = None) -> JSONResponse:
