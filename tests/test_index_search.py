@@ -206,3 +206,31 @@ def test_cli_help():
                       (["index", "--help"], "build")):
         res = runner.invoke(app, cmd)
         assert res.exit_code == 0 and word in res.output, res.output
+
+
+def test_pqfs_shards_keep_row_order_and_persist(tmp_path):
+    """A PQ scan split into 3 threaded shards returns global rows; it round-trips through 3
+    faiss files, and a version-1 folder (one faiss file) still loads."""
+    x = _clustered(3000, 32)
+    items = [{"id": f"c{i}", "path": f"{i}.wav"} for i in range(len(x))]
+    one = VectorIndex.build(x, items, params=IndexParams(exact_below=100, kind="pqfs", pq_shards=1))
+    three = VectorIndex.build(x, items, params=IndexParams(exact_below=100, kind="pqfs", pq_shards=3))
+    assert one.params.pq_shards == 1 and three.params.pq_shards == 3 and len(three) == 3000
+    probe = x[[0, 999, 1000, 1999, 2000, 2999]]  # the first and last row of every shard
+    for index in (one, three):
+        index.set_search_params(refine=400)  # k * refine >= a shard's rows: exact re-ranking of all
+        scores, rows = index.search(probe, 1)
+        assert rows[:, 0].tolist() == [0, 999, 1000, 1999, 2000, 2999]
+    exact = VectorIndex.build(x, items)
+    q = x[::30] + 0.3 * np.random.default_rng(2).standard_normal((100, 32)).astype(np.float32)
+    np.testing.assert_array_equal(three.search(q, 10)[1], exact.search(q, 10)[1])
+    folder = three.save(tmp_path / "sharded")
+    assert len(list(folder.glob("vectors-*.faiss"))) == 3
+    loaded = VectorIndex.load(folder)
+    assert loaded.params.pq_shards == 3
+    np.testing.assert_array_equal(loaded.search(q, 10)[1], three.search(q, 10)[1])
+    old = one.save(tmp_path / "v1")  # rewrite as the version-1 layout
+    meta = json.loads((old / "index.json").read_text())
+    meta["version"], meta["faiss_file"] = 1, meta.pop("faiss_files")[0]
+    (old / "index.json").write_text(json.dumps(meta))
+    np.testing.assert_array_equal(VectorIndex.load(old).search(q, 10)[1], one.search(q, 10)[1])

@@ -51,7 +51,14 @@ def test_healthz_info_and_docs(client):
                   "/healthz"):
         assert route in spec["paths"], route
     assert "multipart/form-data" in spec["paths"]["/v1/caption"]["post"]["requestBody"]["content"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
+    # every script/style the docs page loads is served locally (works offline, no CDN)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
+    for asset in assets:
+        got = client.get(asset)
+        assert got.status_code == 200 and len(got.content) > 500, asset
 
 
 def test_page_is_self_contained(client):

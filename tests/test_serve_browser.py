@@ -123,6 +123,24 @@ def test_page_reports_a_rejected_upload(browser, tmp_path):
         assert browser.find_elements(By.CSS_SELECTOR, "#captions li") == []
 
 
+def test_api_docs_render_offline(browser, tmp_path):
+    """/docs draws the Swagger UI from local assets only (the browser has no internet)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    (tmp_path / "lib").mkdir()
+    with live_server(create_app(StandInBackend(tmp_path / "lib"))) as url:
+        browser.get(url + "/docs")
+        WebDriverWait(browser, 30).until(
+            lambda b: len(b.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")) >= 5)
+        paths = {e.text.replace("\u200b", "") for e in
+                 browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+        assert {"/v1/search", "/v1/caption", "/healthz"} <= paths, paths
+        requested = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)")
+        assert requested and all(r.startswith(url) for r in requested), requested
+
+
 MODEL_ENV = ("AUDIOCAP_SERVE_MODEL", "AUDIOCAP_SERVE_INDEX", "AUDIOCAP_SERVE_CAPTIONER")
 
 

@@ -64,8 +64,9 @@ def caption(files: Sequence[str | os.PathLike], model: str | os.PathLike | Seque
     """Caption audio files with a checkpoint folder, or an ensemble given as a list of folders.
 
     Dispatches on the checkpoint kind (captioner: encoder-decoder with beam search; wsac: text-only
-    prefix decoder with ``strategy=direct|nnd|projection``). Returns ``Caption`` records
-    (file, start, end, text, score).
+    prefix decoder with ``strategy=direct|nnd|projection``); captioner checkpoints also take
+    ``precision="auto"|"fp32"|"bf16"`` for the frozen tower (see :mod:`audiocap.captioning`).
+    Returns ``Caption`` records (file, start, end, text, score).
     """
     from audiocap.captioning import captioner_for
 

@@ -52,7 +52,7 @@ def trained(tmp_path_factory, standin_tower, sine_writer):
 def test_training_writes_checkpoint_that_round_trips(trained):
     root, ckpt, Tower = trained
     assert read_recipe(ckpt)["kind"] == "captioner"
-    assert list((root / "cache").glob("frames-standin-*.safetensors"))
+    assert len(list((root / "cache").glob("*/*-audio.safetensors"))) == 2  # train and val, shared cache layout
     loaded = load_captioner(ckpt)
     again = load_captioner(ckpt)
     for (k, a), (_, b) in zip(loaded.model.state_dict().items(), again.model.state_dict().items()):
@@ -103,3 +103,41 @@ def test_cli_caption_and_errors(trained, monkeypatch, sine_writer):
     assert res.exit_code == 2 and "missing.wav: file not found" in res.output
     res = runner.invoke(app, ["caption", str(path), "--model", str(root)])
     assert res.exit_code == 2 and "no recipe.yaml" in res.output
+
+
+def test_cached_training_frames_equal_inference_frames(trained):
+    """The frames training read from the feature cache are the frames captioning computes."""
+    from audiocap.data.manifest import audio_path, read_manifest
+    from audiocap.train.captioner_data import split_frames
+
+    root, ckpt, Tower = trained
+    manifest = root / "manifest.jsonl"
+    clips = [c for c in read_manifest(manifest) if c.split == "train"]
+    cached = split_frames(manifest, clips, "train", Tower(), clip_seconds=2.0, cache_dir=root / "cache")
+    pipe = CaptionPipeline([load_captioner(ckpt)], tower=Tower(), precision="fp32")
+    from audiocap.audio.io import load_audio
+
+    for clip in clips[:3]:
+        frames, spans = pipe.window_frames(load_audio(audio_path(manifest, clip), sr=8000))
+        assert len(frames) == 1 and spans == [(0.0, 2.0)]
+        torch.testing.assert_close(frames[0], cached[clip.id], atol=1e-5, rtol=0)
+
+
+def test_precision_choice():
+    from audiocap.captioning import resolve_precision
+
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    assert resolve_precision("auto", "cpu") in ("fp32", "bf16")
+    assert resolve_precision("auto", "meta") == "fp32"
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        resolve_precision("fp16")
+
+
+def test_cli_rejects_unknown_precision(trained, sine_writer):
+    from typer.testing import CliRunner
+
+    from audiocap.cli import app
+
+    root, ckpt, _ = trained
+    res = CliRunner().invoke(app, ["caption", str(root / "c0.wav"), "--model", str(ckpt), "--precision", "fp8"])
+    assert res.exit_code == 2 and "unknown --precision 'fp8'" in res.output

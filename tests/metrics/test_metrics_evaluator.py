@@ -130,6 +130,18 @@ def test_cli_eval_captions_clotho_and_audiocaps(shared, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["eval", "captions", "--pred", str(bad), "--refs", str(refs)])
     assert result.exit_code == 2 and "no prediction for 29 clip(s)" in result.output
     assert "Traceback" not in result.output
+    # several systems in one table; each equals its own single-system run
+    pred2 = write_csv(tmp_path / "pred2.csv", ["file_name", "caption"],
+                      [[r["file_name"], "a sound is heard"] for r in rows])
+    out2 = tmp_path / "systems.json"
+    result = CliRunner().invoke(app, ["eval", "captions", "--pred", str(pred), "--pred", str(pred2),
+                                      "--refs", str(refs), "--metrics", "bleu_4,cider_d,spice",
+                                      "--out", str(out2)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    both = json.loads(out2.read_text())["systems"]
+    assert both[str(pred)]["metrics"]["bleu_4"]["score"] == data["metrics"]["bleu_4"]["score"]
+    assert both[str(pred2)]["metrics"]["cider_d"]["score"] < 0.5 * data["metrics"]["cider_d"]["score"]
+    assert "pred2.csv" in result.output and "spice unavailable" in result.output
 
 
 def test_setup_spice_without_maven_central_fails_clearly(tmp_path, monkeypatch):

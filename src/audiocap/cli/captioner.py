@@ -20,7 +20,8 @@ def train_captioner_cmd(
     """Train an audio captioner (frozen tower -> audio encoder -> Transformer decoder).
 
     The loss is caption cross-entropy, optionally plus CL4AC or NT-Xent (loss.aux). Frozen-tower
-    frame embeddings are cached under data.cache_dir; the model is written to
+    frame embeddings come from the feature cache shared with CLAP (data.cache_dir, default
+    ~/.cache/audiocap/features); the model is written to
     <train.out>/checkpoint (the epoch with the lowest validation CE).
     """
     from audiocap.config import RecipeError, load_recipe
@@ -49,6 +50,10 @@ def caption_cmd(
                                            "caption embedding) or projection (softmax-weighted memory mean). "
                                            "Default: direct."),
     tau: Optional[float] = typer.Option(None, "--tau", help="WSAC projection temperature (default 0.01)."),
+    precision: str = typer.Option("auto", "--precision", help="Captioner checkpoints: arithmetic of the frozen "
+                                  "audio tower: fp32, bf16 (about 2x faster on CPUs with AVX512-BF16/AMX and "
+                                  "recent GPUs; frames within ~1e-3 cosine of fp32) or auto (bf16 where the "
+                                  "hardware runs it natively, else fp32)."),
 ) -> None:
     """Caption audio files with a trained model (dispatches on the checkpoint's kind).
 
@@ -65,6 +70,8 @@ def caption_cmd(
         raise fail(f"unknown --strategy '{strategy}'; use direct, nnd or projection")
     if tau is not None and tau <= 0:
         raise fail("--tau must be positive")
+    if precision not in ("auto", "fp32", "bf16"):
+        raise fail(f"unknown --precision '{precision}'; use auto, fp32 or bf16")
     wsac_kw = {k: v for k, v in (("strategy", strategy), ("tau", tau)) if v is not None}
     try:
         from audiocap.checkpoint import read_recipe
@@ -72,9 +79,11 @@ def caption_cmd(
         kind = read_recipe(model).get("kind")
         if wsac_kw and kind != "wsac":
             raise fail(f"--strategy/--tau apply to WSAC checkpoints only; {model} is a '{kind}' checkpoint")
+        if precision != "auto" and kind != "captioner":
+            raise fail(f"--precision applies to captioner checkpoints only; {model} is a '{kind}' checkpoint")
+        extra = {"precision": precision} if kind == "captioner" else wsac_kw
         run = captioner_for(model)
-        caps = run(files, [model, *ensemble], beam=beam, per_window=per_window, progress=len(files) > 1,
-                   **wsac_kw)
+        caps = run(files, [model, *ensemble], beam=beam, per_window=per_window, progress=len(files) > 1, **extra)
     except (AudioError, CheckpointError) as exc:
         raise fail(str(exc)) from None
     for c in caps:

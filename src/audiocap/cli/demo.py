@@ -98,7 +98,7 @@ def train_captioner_model(ctx: Context) -> None:
     from audiocap.train.captioner import CaptionerRecipe, train_captioner
 
     out = ctx["out"] / "captioner"
-    ctx["captioner"] = _recipe_run("captioner/foley_ce.yaml", out,
+    ctx["captioner"] = _recipe_run("captioner/demo.yaml", out,
                                    [f"train.out={out}", f"data.manifest={ctx['foley']}"],
                                    CaptionerRecipe, train_captioner, ckpt=out / "checkpoint")
     from audiocap.data.manifest import audio_path, read_manifest

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -12,7 +12,9 @@ from audiocap.cli.apps import eval_app, fail
 
 @eval_app.command("captions")
 def captions(
-    pred: Path = typer.Option(..., "--pred", help="Predictions CSV: file_name (or id) and caption, one row per clip."),
+    pred: List[Path] = typer.Option(..., "--pred", help="Predictions CSV: file_name (or id) and caption, one "
+                                    "row per clip. Repeat --pred to compare systems in one table (SPICE "
+                                    "then runs once for all of them)."),
     refs: Path = typer.Option(..., "--refs", help="References CSV: Clotho (file_name, caption_1..5), "
                               "AudioCaps (audiocap_id, youtube_id, start_time, caption) or id,caption rows."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated subset of: bleu_1, bleu_2, "
@@ -28,8 +30,10 @@ def captions(
 
     SPICE and SPIDEr need a SPICE folder (`audiocap metrics setup-spice`); without one they are
     reported unavailable with the reason. SPIDEr-FL is always unavailable (no fluency detector).
+    With several --pred files the table has one row per file and --out holds every system.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from audiocap.metrics.base import MetricInputError
     from audiocap.metrics.caption_csv import CaptionCSVError, align
@@ -37,15 +41,35 @@ def captions(
 
     console = Console(stderr=True)
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    systems: dict[str, list[str]] = {}
     try:
-        ids, cands, references = align(pred, refs)
+        ids: list[str] | None = None
+        for path in pred:
+            key = str(path)
+            if key in systems:
+                raise CaptionCSVError(f"{path}: given twice as --pred")
+            ids_p, cands, references = align(path, refs)
+            ids = ids_p if ids is None else ids
+            systems[key] = cands
         with console.status("scoring ...") as status:
             evaluator = Evaluator(names, spice_dir=spice_dir,
-                                  progress=lambda name: status.update(f"scoring {name} ..."))
-            results = evaluator(cands, references)
+                                  progress=lambda name: status.update(f"scoring {escape(name)} ..."))
+            results = evaluator.evaluate_many(systems, references)
     except (CaptionCSVError, MetricInputError, ValueError) as exc:
         raise fail(str(exc)) from None
-    Console().print(Evaluator.table(results, title=f"{pred.name} vs {refs.name} ({len(ids)} clips)"))
+    if len(pred) == 1:
+        single = results[str(pred[0])]
+        Console().print(Evaluator.table(single, title=f"{pred[0].name} vs {refs.name} ({len(ids)} clips)"))
+        if out is not None:
+            Evaluator.write_json(single, out, ids=ids, meta={"pred": str(pred[0]), "refs": str(refs)})
+            typer.echo(f"wrote {out}")
+        return
+    short = {str(p): p.name for p in pred} if len({p.name for p in pred}) == len(pred) else None
+    Console().print(Evaluator.systems_table(
+        results, title=f"{len(pred)} systems vs {refs.name} ({len(ids)} clips)", labels=short))
     if out is not None:
-        Evaluator.write_json(results, out, ids=ids, meta={"pred": str(pred), "refs": str(refs)})
+        from audiocap.fileio import atomic_write_json
+
+        atomic_write_json(out, {"meta": {"refs": str(refs)}, "ids": ids, "systems": {
+            name: Evaluator.to_json(res, meta={"pred": name}) for name, res in results.items()}})
         typer.echo(f"wrote {out}")

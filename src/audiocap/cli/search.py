@@ -18,7 +18,7 @@ def build(
     source: Path = typer.Argument(..., help="A folder of audio files (searched recursively) or a "
                                   "manifest.jsonl."),
     model: Path = typer.Option(..., "--model", help="CLAP checkpoint folder used to embed the audio."),
-    out: Path = typer.Option(..., "--out", help="Index folder to write (index.json + a .faiss file "
+    out: Path = typer.Option(..., "--out", help="Index folder to write (index.json + .faiss file(s) "
                              "+ report.json)."),
     exact_below: int = typer.Option(50_000, help="Use exact search (faiss IndexFlatIP) below this "
                                     "many files, an approximate index above it."),
@@ -28,8 +28,10 @@ def build(
     nprobe: int = typer.Option(32, help="IVF cells scanned per query (speed/recall knob)."),
     hnsw_m: int = typer.Option(32, help="HNSW links per node."),
     ef_search: int = typer.Option(256, help="HNSW candidates per query (speed/recall knob)."),
-    refine: int = typer.Option(400, help="pqfs: k*refine candidates re-ranked exactly (speed/recall "
-                               "knob)."),
+    refine: int = typer.Option(400, help="pqfs: k*refine candidates per shard re-ranked exactly "
+                               "(speed/recall knob)."),
+    shards: Optional[int] = typer.Option(None, min=1, help="pqfs: split the scan into this many parts "
+                                         "searched by parallel threads (default: min(4, CPU cores))."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Embed every audio file of SOURCE with the model and save a searchable index to --out.
@@ -44,7 +46,8 @@ def build(
     if kind not in ("ivf", "hnsw", "pqfs"):
         raise fail(f"--kind must be 'ivf', 'hnsw' or 'pqfs', got {kind!r}")
     params = IndexParams(exact_below=exact_below, kind=kind, ivf_nlist=nlist, ivf_nprobe=nprobe,
-                         hnsw_m=hnsw_m, hnsw_ef_search=ef_search, pq_refine=refine)
+                         hnsw_m=hnsw_m, hnsw_ef_search=ef_search, pq_refine=refine,
+                         pq_shards=shards)
     try:
         index, report = build_index(source, model, out, params=params)
     except ValueError as exc:  # VectorIndexError, ManifestError, CheckpointError

@@ -31,36 +31,50 @@ def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]
     return Evaluator(metrics)(list(candidates), [list(r) for r in references])
 
 
+def caption_split(checkpoints: Sequence[str | os.PathLike], manifest: str | os.PathLike, *,
+                  split: str = "test", beam: int = 3, cache_dir: str | None = None, tower: Any = None,
+                  precision: str = "fp32") -> dict[str, Any]:
+    """Caption every captioned clip of ``split`` (one model or an ensemble); no scoring.
+
+    The frames come from the frozen-tower feature cache exactly as in training
+    (:func:`audiocap.train.captioner_data.split_frames`). Returns the predictions, the reference
+    captions and the settings; :func:`evaluate_captioner` scores them.
+    """
+    from audiocap.data.manifest import read_manifest
+    from audiocap.train.captioner_data import split_frames
+
+    members = [load_captioner(c) for c in checkpoints]
+    pipe = CaptionPipeline(members, beam=beam, tower=tower, precision=precision)
+    clips = [c for c in read_manifest(manifest) if c.split == split and c.captions]
+    if not clips:
+        raise ValueError(f"{manifest}: no captioned clips in split '{split}'")
+    feats = split_frames(manifest, clips, split, pipe.tower, clip_seconds=pipe.window,
+                         cache_dir=cache_dir or members[0].recipe["data"].get("cache_dir") or None)
+    hyps = pipe.caption_frames([feats[c.id] for c in clips])
+    preds = [pipe.vocab.decode(h.tokens) for h in hyps]
+    rows = [{"id": c.id, "caption": p, "score": round(h.score, 4), "finished": h.finished}
+            for c, p, h in zip(clips, preds, hyps)]
+    return {"predictions": rows, "references": [c.captions for c in clips],
+            "models": [str(c) for c in checkpoints], "manifest": str(manifest), "split": split, "beam": beam,
+            "precision": pipe.precision, "clips": len(clips), "empty_predictions": sum(not p for p in preds)}
+
+
+def candidates(report: dict[str, Any]) -> list[str]:
+    """The predictions of a :func:`caption_split` report as metric candidates: the metrics reject
+    empty strings, so an empty caption is scored as the word "empty" (and counted in the report)."""
+    return [r["caption"] or "empty" for r in report["predictions"]]
+
+
 def evaluate_captioner(checkpoints: Sequence[str | os.PathLike], manifest: str | os.PathLike, *,
-                       split: str = "test", beam: int = 3, cache_dir: str | None = None,
-                       progress: bool = True, tower: Any = None,
+                       split: str = "test", beam: int = 3, cache_dir: str | None = None, tower: Any = None,
                        metrics: Sequence[str] | None = None) -> dict[str, Any]:
     """Caption ``split`` of ``manifest`` and score it; returns metrics, predictions and settings.
 
     ``metrics`` chooses Evaluator metric names (default: all, including the slow Java SPICE).
     """
-    from audiocap.data.manifest import read_manifest
-    from audiocap.train.captioner import tower_key
-    from audiocap.train.captioner_data import cache_features
-
-    members = [load_captioner(c) for c in checkpoints]
-    pipe = CaptionPipeline(members, beam=beam, tower=tower)
-    clips = [c for c in read_manifest(manifest) if c.split == split]
-    if not clips:
-        raise ValueError(f"{manifest}: no clips in split '{split}'")
-    recipe = members[0].recipe
-    feats = cache_features(manifest, clips, pipe.tower, tower_key=tower_key(recipe["tower"]),
-                           cache_dir=cache_dir or recipe["data"]["cache_dir"], window=pipe.window,
-                           progress=progress)
-    hyps = pipe.caption_frames([feats[c.id] for c in clips])
-    preds = [pipe.vocab.decode(h.tokens) for h in hyps]
-    # the metrics reject empty strings: an empty caption is scored as the word "empty" and counted
-    scores = score_captions([p or "empty" for p in preds], [c.captions for c in clips], metrics=metrics)
-    rows = [{"id": c.id, "caption": p, "score": round(h.score, 4), "finished": h.finished}
-            for c, p, h in zip(clips, preds, hyps)]
-    return {"metrics": scores, "predictions": rows, "models": [str(c) for c in checkpoints],
-            "manifest": str(manifest), "split": split, "beam": beam, "clips": len(clips),
-            "empty_predictions": sum(not p for p in preds)}
+    report = caption_split(checkpoints, manifest, split=split, beam=beam, cache_dir=cache_dir, tower=tower)
+    report["metrics"] = score_captions(candidates(report), report["references"], metrics=metrics)
+    return report
 
 
 def write_report(report: dict[str, Any], out_dir: str | os.PathLike) -> tuple[str, str]:
@@ -70,7 +84,7 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike) -> tuple[st
     os.makedirs(out_dir, exist_ok=True)
     js = os.path.join(out_dir, "metrics.json")
     cs = os.path.join(out_dir, "predictions.csv")
-    meta = {k: v for k, v in report.items() if k not in ("predictions", "metrics")}
+    meta = {k: v for k, v in report.items() if k not in ("predictions", "metrics", "references")}
     Evaluator.write_json(report["metrics"], js, ids=[r["id"] for r in report["predictions"]], meta=meta)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["id", "caption", "score", "finished"])

@@ -159,6 +159,34 @@ class Evaluator:
         return table
 
     @staticmethod
+    def systems_table(results: dict[str, dict[str, MetricResult]], title: str = "caption metrics",
+                      labels: dict[str, str] | None = None):
+        """A rich Table with one row per metric and one column per system (``labels`` gives
+        short column names); "—" = unavailable, with the reasons in the table's caption."""
+        from rich.markup import escape
+        from rich.table import Table
+
+        labels = labels or {}
+        table = Table(title=title)
+        table.add_column("metric")
+        for system in results:
+            table.add_column(escape(labels.get(system, system)), justify="right")
+        reasons = {}
+        for name in next(iter(results.values()), {}):
+            cells = []
+            for res in results.values():
+                r = res[name]
+                if not r.available:
+                    reasons[name] = r.reason
+                    cells.append("—")
+                else:
+                    cells.append(f"{r.score:.0f}" if name == "vocab" else f"{r.score:.4f}")
+            table.add_row(name, *cells)
+        if reasons:
+            table.caption = escape("; ".join(f"{n} unavailable: {why}" for n, why in reasons.items()))
+        return table
+
+    @staticmethod
     def to_json(results: dict[str, MetricResult], *, ids: list[str] | None = None,
                 meta: dict | None = None) -> dict:
         """JSON-ready dict: ``{"meta": ..., "ids": [...], "metrics": {name: {...}}}``."""

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -121,7 +121,7 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
         yield
         runner.pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="audiocap", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="audiocap", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Search a sound library with text or audio (CLAP), caption sounds, "
                   "and stream the library's audio. Errors are JSON: {error, detail}.")
     app.state.backend, app.state.runner = backend, runner
@@ -223,8 +223,29 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
                             headers={"Content-Security-Policy": PAGE_CSP,
                                      "X-Content-Type-Options": "nosniff"})
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """Swagger UI (5.x, OpenAPI 3.1) served from the swagger-ui-py package: offline, no CDN."""
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="audiocap API",
+                                   swagger_js_url="/swagger-ui/swagger-ui-bundle.js",
+                                   swagger_css_url="/swagger-ui/swagger-ui.css",
+                                   swagger_favicon_url="/swagger-ui/favicon-32x32.png")
+
+    app.mount("/swagger-ui", StaticFiles(directory=str(_swagger_ui_assets())), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app
+
+
+def _swagger_ui_assets() -> Path:
+    """The Swagger UI files shipped by the ``swagger-ui-py`` package (found, not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is missing; pip install swagger-ui-py==25.7.1")
+    return Path(list(spec.submodule_search_locations)[0]) / "static"
 
 
 def _error(status: int, code: str, detail: str, headers: dict | None = None) -> JSONResponse:

@@ -1,6 +1,7 @@
 """Train a captioner with Lightning: caption CE, optionally + CL4AC or + NT-Xent (delayed or not).
 
-Recipe -> vocabulary from the training captions -> frozen-tower frame embeddings cached on disk
+Recipe -> vocabulary from the training captions -> frozen-tower frame embeddings from the feature
+cache shared with CLAP (:mod:`audiocap.train.features`; the first ``clip_seconds`` of each clip)
 -> :class:`CaptionerTask` (L = L_CE + λ·L_aux, λ = 0 for the first ``ce_only_epochs`` epochs)
 -> the audiocap checkpoint folder ``<out>/checkpoint`` (weights of the epoch with the lowest
 validation CE, resolved recipe, ``vocab.json``). Lightning's own ``<out>/lightning/last.ckpt``
@@ -21,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from audiocap.checkpoint import save_checkpoint
 from audiocap.config import recipe_to_dict
+from audiocap.fileio import atomic_write_json
 from audiocap.losses import aux_weight, caption_ce, cl4ac_loss, cl4ac_mismatch, nt_xent
 from audiocap.models.captioner import Captioner, CaptionerConfig
 from audiocap.text.vocab import Vocab
@@ -37,7 +39,7 @@ class DataRecipe:
     max_words: int = 25  # longer captions are cut for training (decoding allows max_len)
     captions: Literal["all", "sample"] = "all"  # every caption per epoch, or one random caption per clip
     val_captions: Literal["all", "first"] = "all"  # validation CE on every caption or each clip's first
-    cache_dir: str = "cache/captioner"
+    cache_dir: str = ""  # frozen-tower feature cache; "" = audiocap.train.features.default_cache_dir (shared with CLAP)
 
 
 @dataclass
@@ -84,7 +86,7 @@ class CaptionerRecipe:
     loss: LossRecipe = field(default_factory=LossRecipe)
     train: TrainRecipe = field(default_factory=TrainRecipe)
     decode: DecodeRecipe = field(default_factory=DecodeRecipe)
-    clip_seconds: float = 10.0  # length of training clips = window for long files
+    clip_seconds: float = 10.0  # training clips are cut to this length; = the window for long files
 
 
 def model_config(recipe: CaptionerRecipe, *, vocab_size: int, frame_dim: int) -> CaptionerConfig:
@@ -140,15 +142,19 @@ class CaptionerTask(L.LightningModule):
 
 
 class SaveBest(L.Callback):
-    """Write the audiocap checkpoint folder whenever the validation CE improves."""
+    """Write the audiocap checkpoint folder whenever the validation CE improves, and every
+    epoch's validation CE to ``<folder>/../val_ce.json`` (to see whether training converged)."""
 
     def __init__(self, folder: Path, recipe: dict[str, Any], vocab: Vocab) -> None:
         self.folder, self.recipe, self.vocab, self.best = folder, recipe, vocab, math.inf
+        self.history: list[float] = []
 
     def on_validation_end(self, trainer: L.Trainer, task: CaptionerTask) -> None:
         if trainer.sanity_checking:
             return
         val = float(trainer.callback_metrics.get("val/ce", math.inf))
+        self.history.append(round(val, 5))
+        atomic_write_json(self.folder.parent / "val_ce.json", {"val_ce_per_epoch": self.history})
         if val < self.best:
             self.best = val
             meta = {**self.recipe, "epoch": trainer.current_epoch, "val_ce": val}
@@ -156,35 +162,35 @@ class SaveBest(L.Callback):
                             extras={"vocab": self.vocab.to_json()})
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best}
+        return {"best": self.best, "history": self.history}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best = float(state["best"])
+        self.best, self.history = float(state["best"]), list(state.get("history", []))
 
 
 def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any = None) -> Path:
     """Train per ``recipe``; returns the checkpoint folder. ``tower`` overrides the named one."""
     from audiocap.data.manifest import read_manifest
     from audiocap.text.vocab import tokenize_captions
-    from audiocap.train.captioner_data import CaptionPairs, cache_features, collate_pairs, load_frame_tower
+    from audiocap.train.captioner_data import CaptionPairs, collate_pairs, load_frame_tower, split_frames
 
     t, d = recipe.train, recipe.data
     torch.set_num_threads(t.threads)
     L.seed_everything(t.seed, workers=True, verbose=False)
     clips = read_manifest(d.manifest)
-    splits = {}
+    splits, names = {}, {}
     for split, limit in ((d.train_split, d.limit), (d.val_split, d.val_limit)):
-        chosen = [c for c in clips if c.split == split]
+        chosen = [c for c in clips if c.split == split and c.captions]
         if not chosen:
-            raise ValueError(f"{d.manifest}: no clips in split '{split}'")
+            raise ValueError(f"{d.manifest}: no captioned clips in split '{split}'")
         splits[split] = chosen[:limit] if limit else chosen
+        names[split] = f"{split}[:{limit}]" if limit and limit < len(chosen) else split  # cache key of the subset
     tokenized = {s: _tokenize_clips(cs, tokenize_captions) for s, cs in splits.items()}
     vocab = Vocab.build((toks for caps in tokenized[d.train_split] for toks in caps), min_count=d.min_count)
     tower = tower if tower is not None else load_frame_tower(recipe.tower.name, recipe.tower.options)
     sets = {}
     for s, cs in splits.items():
-        feats = cache_features(d.manifest, cs, tower, tower_key=tower_key(dataclasses.asdict(recipe.tower)), cache_dir=d.cache_dir,
-                               window=recipe.clip_seconds, progress=t.progress)
+        feats = split_frames(d.manifest, cs, names[s], tower, clip_seconds=recipe.clip_seconds, cache_dir=d.cache_dir)
         sets[s] = CaptionPairs(cs, feats, tokenized[s], vocab, max_words=d.max_words,
                                captions=d.captions if s == d.train_split else d.val_captions)
     loaders = {s: DataLoader(ds, batch_size=t.batch_size, shuffle=s == d.train_split, collate_fn=collate_pairs,
@@ -214,12 +220,6 @@ def _tokenize_clips(clips: list, tokenize) -> list[list[list[str]]]:
         out.append(flat[i : i + len(c.captions)])
         i += len(c.captions)
     return out
-
-
-def tower_key(tower: dict[str, Any]) -> str:
-    """Cache key of a frozen tower recipe section (``{"name": ..., "options": {...}}``)."""
-    opts = ",".join(f"{k}={v}" for k, v in sorted((tower.get("options") or {}).items()))
-    return tower["name"] + (f"[{opts}]" if opts else "")
 
 
 __all__ = ["CaptionerRecipe", "CaptionerTask", "model_config", "train_captioner"]

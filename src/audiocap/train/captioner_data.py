@@ -1,29 +1,22 @@
-"""Captioner data: frozen-tower frame embeddings cached on disk, caption pairs, batching.
+"""Captioner data: frozen-tower frame embeddings from the shared feature cache, caption pairs, batching.
 
 The frozen audio tower (``aisfx`` or any tower of :func:`audiocap.encoders.build_audio_encoder`)
-is run once per clip; its frame embeddings (T, D) are stored in one safetensors file per
-(tower, manifest, split) under the recipe's cache folder, so training epochs only read tensors.
-Training items are (clip, caption) pairs over every caption of every clip.
+is run once per clip through :mod:`audiocap.train.features` (the cache CLAP uses too), so
+training epochs only read tensors. Training items are (clip, caption) pairs.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from audiocap.data.dataset import pad_stack
-from audiocap.data.manifest import Clip, audio_path
-from audiocap.fileio import atomic_path
+from audiocap.data.manifest import Clip
 from audiocap.text.vocab import Vocab
 
 
@@ -45,73 +38,27 @@ def load_frame_tower(name: str, options: dict[str, Any] | None = None) -> nn.Mod
     return tower
 
 
-@torch.no_grad()
-def embed_waves(tower: FrameTower, waves: Sequence[np.ndarray], *, batch_size: int = 8) -> list[Tensor]:
-    """Frame embeddings (T_i, D) of each waveform; equal-length waves are batched together."""
-    out: list[Tensor | None] = [None] * len(waves)
-    device = next(iter(tower.parameters()), torch.empty(0)).device if isinstance(tower, nn.Module) else "cpu"
-    by_len: dict[int, list[int]] = {}
-    for i, w in enumerate(waves):
-        by_len.setdefault(len(w), []).append(i)
-    for idx in by_len.values():
-        for s in range(0, len(idx), batch_size):
-            chunk = idx[s : s + batch_size]
-            wave = torch.from_numpy(np.stack([waves[i] for i in chunk])).float().to(device)
-            frames = tower(wave).float().cpu()  # (b, T, D)
-            for i, f in zip(chunk, frames):
-                out[i] = f.contiguous()
-    return out  # type: ignore[return-value]
+def split_frames(manifest: str | os.PathLike, clips: Sequence[Clip], split: str, tower: nn.Module, *,
+                 clip_seconds: float, cache_dir: str | os.PathLike | None = None) -> dict[str, Tensor]:
+    """Frame embeddings (T_i, D) of ``clips`` by clip id, from the frozen-tower feature cache.
 
-
-def window_frames(tower: FrameTower, wave: np.ndarray, *, window: float,
-                  batch_size: int = 8) -> tuple[list[Tensor], list[tuple[float, float]]]:
-    """Cut ``wave`` (at the tower's rate) into ``window``-second windows and embed each.
-
-    Returns the frame embeddings (T_i, D) of every window and its (start, end) in seconds. A
-    wave no longer than one window is one window; otherwise windows follow each other and the
-    last one is shorter (its zero padding from :func:`split_windows` is removed), so every
-    sample is captioned and none is invented.
+    Uses :func:`audiocap.train.features.cache_audio_frames`, the cache CLAP training fills, with
+    each clip cut to its first ``clip_seconds`` (the window captioning uses at inference), so a
+    CLAP and a captioner recipe with the same tower, manifest and clip length share one file
+    and the tower runs over the audio once. ``split`` names the clip list in the cache key
+    (e.g. ``"train[:480]"`` for a subset).
     """
-    from audiocap.audio.io import split_windows
+    from audiocap.train.features import cache_audio_frames, read_cache
 
-    sr = tower.sample_rate
-    n, win_n = len(wave), int(round(window * sr))
-    if n <= win_n:
-        segs, spans = [wave], [(0.0, n / sr)]
-    else:
-        windows, starts = split_windows(wave, sr=sr, window=window, last="pad")
-        first = [int(round(s * sr)) for s in starts]
-        segs = [w[: min(win_n, n - a)] for w, a in zip(windows, first)]
-        spans = [(a / sr, min(a + win_n, n) / sr) for a in first]
-    return embed_waves(tower, segs, batch_size=batch_size), spans
-
-
-def cache_features(manifest: str | os.PathLike, clips: Sequence[Clip], tower: FrameTower, *, tower_key: str,
-                   cache_dir: str | os.PathLike, window: float, progress: bool = True) -> dict[str, Tensor]:
-    """Frame embeddings of ``clips`` by clip id, computed once and cached in ``cache_dir``.
-
-    Clips longer than ``window`` seconds are embedded window by window and the frames
-    concatenated, exactly as :mod:`audiocap.captioning` does for one caption per file. The
-    cache file name hashes the tower key, the window, the manifest path and the clip ids with
-    their audio paths, so a changed manifest or tower never reuses stale features.
-    """
-    from tqdm import tqdm
-
-    from audiocap.audio.io import load_audio
-
-    ident = json.dumps([tower_key, window, str(Path(manifest).resolve()), [(c.id, c.audio) for c in clips]])
-    key = hashlib.sha1(ident.encode()).hexdigest()[:16]
-    path = Path(cache_dir) / f"frames-{tower_key.replace('/', '_')}-{key}.safetensors"
-    if path.exists():
-        return load_file(str(path))
-    feats: dict[str, Tensor] = {}
-    for clip in tqdm(clips, desc=f"frames ({tower_key})", unit="clip", disable=not progress):
-        wave = load_audio(audio_path(manifest, clip), sr=tower.sample_rate)
-        feats[clip.id] = torch.cat(window_frames(tower, wave, window=window)[0], 0).contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(feats, str(tmp))
-    return feats
+    path = cache_audio_frames(tower, manifest, list(clips), split, cache_dir or None, max_seconds=float(clip_seconds))
+    tensors, meta = read_cache(path)
+    row = {cid: i for i, cid in enumerate(meta["ids"])}
+    missing = [c.id for c in clips if c.id not in row]
+    if missing:
+        raise ValueError(f"{path}: feature cache lacks clips {missing[:3]} of {manifest} [{split}]; "
+                         "delete the file so it is recomputed")
+    frames, mask = tensors["frames"], tensors["mask"]  # (N, T, D), (N, T)
+    return {c.id: frames[row[c.id]][mask[row[c.id]]].contiguous() for c in clips}
 
 
 class CaptionPairs(Dataset):

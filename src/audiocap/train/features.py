@@ -61,11 +61,36 @@ def read_cache(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 @torch.no_grad()
+def embed_waves(tower: torch.nn.Module, waves: list[np.ndarray], *, batch_size: int = 8,
+                device: str | torch.device | None = None) -> list[torch.Tensor]:
+    """Frame embeddings (T_i, D) of each waveform through the frozen ``tower``, as float32 on CPU.
+
+    Waves of equal length go through the tower together, ``batch_size`` at a time. The one
+    place a frozen tower meets audio: the feature cache below (CLAP and captioner training) and
+    captioning at inference both call it, so training and inference frames are computed alike.
+    """
+    if device is None:
+        device = next(iter(tower.parameters()), torch.empty(0)).device
+    out: list[torch.Tensor | None] = [None] * len(waves)
+    groups: dict[int, list[int]] = {}
+    for j, w in enumerate(waves):
+        groups.setdefault(len(w), []).append(j)
+    for idx in groups.values():
+        for s in range(0, len(idx), batch_size):
+            chunk = idx[s : s + batch_size]
+            batch = torch.from_numpy(np.stack([waves[j] for j in chunk])).float().to(device)  # (b, N)
+            for j, f in zip(chunk, tower(batch).float().cpu()):
+                out[j] = f.contiguous()  # (T, D)
+    return out  # type: ignore[return-value]
+
+
+@torch.no_grad()
 def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clips: list[Clip], split: str,
                        cache_dir: str | os.PathLike | None = None, *, max_seconds: float | None = None,
                        device: str | torch.device = "cpu", batch_size: int = 8) -> Path:
     """Compute (or find) the cached frame embeddings of ``clips`` through the frozen ``tower``.
-    Returns the cache file path holding ``frames`` (N, T, D), ``mask`` (N, T) and clip ids."""
+    Returns the cache file path holding ``frames`` (N, T, D), ``mask`` (N, T) and clip ids.
+    ``split`` names the clip list in the key: pass a distinct name for a subset of a split."""
     opts = {k: v for k, v in vars(tower).items()  # options like hop_frames; never the train/eval flag
             if isinstance(v, (int, float, str, bool)) and not k.startswith("_") and k != "training"}
     key = module_digest(tower, f"audio|{type(tower).__name__}|{max_seconds}|{sorted(opts.items())}")
@@ -75,25 +100,13 @@ def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clip
     tower = tower.to(device).eval()
     rows: list[torch.Tensor] = []
     pending: list[np.ndarray] = []
-
-    def flush() -> None:  # clips of equal length go through the tower together
-        groups: dict[int, list[int]] = {}
-        for j, w in enumerate(pending):
-            groups.setdefault(len(w), []).append(j)
-        out: dict[int, torch.Tensor] = {}
-        for idx in groups.values():
-            batch = torch.from_numpy(np.stack([pending[j] for j in idx])).to(device)
-            for j, f in zip(idx, tower(batch).float().cpu()):
-                out[j] = f  # (T, D)
-        rows.extend(out[j] for j in range(len(pending)))
-        pending.clear()
-
     for clip in tqdm(clips, desc=f"caching {split} audio features", unit="clip"):
         wave = load_audio(audio_path(manifest, clip), sr=tower.sample_rate)
         pending.append(wave[: int(max_seconds * tower.sample_rate)] if max_seconds else wave)
         if len(pending) == batch_size:
-            flush()
-    flush()
+            rows += embed_waves(tower, pending, batch_size=batch_size, device=device)
+            pending.clear()
+    rows += embed_waves(tower, pending, batch_size=batch_size, device=device)
     t_max = max(r.shape[0] for r in rows)
     frames = torch.zeros(len(rows), t_max, rows[0].shape[1])
     mask = torch.zeros(len(rows), t_max, dtype=torch.bool)
