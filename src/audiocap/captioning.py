@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,18 +108,30 @@ def tower_autocast(precision: str, device: str | torch.device):
     return torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+_THREADS_LOCK = threading.Lock()
+_THREADS_STATE = {"depth": 0, "saved": 1}
+
+
 @contextlib.contextmanager
 def one_thread():
-    """Run torch ops on one intra-op thread inside the block (restored after). Beam-search steps
-    are tiny matrix products that gain nothing from a second thread; on a busy CPU the second
-    thread's spin-waiting made a 10 s clip's beam search cost 6 s of CPU instead of 0.03 s
-    (benchmarks/caption_speed.py)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """Run torch ops on one intra-op thread inside the block. Beam-search steps are tiny matrix
+    products that gain nothing from a second thread; on a busy CPU the second thread's
+    spin-waiting made a 10 s clip's beam search cost 6 s of CPU instead of 0.03 s
+    (benchmarks/caption_speed.py). torch's thread count is process-wide, so nested or concurrent
+    blocks (the service decodes in several worker threads) share one counter: the count drops to
+    1 when the first block opens and the original is restored when the last one closes."""
+    with _THREADS_LOCK:
+        if _THREADS_STATE["depth"] == 0:
+            _THREADS_STATE["saved"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _THREADS_STATE["depth"] += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _THREADS_LOCK:
+            _THREADS_STATE["depth"] -= 1
+            if _THREADS_STATE["depth"] == 0:
+                torch.set_num_threads(_THREADS_STATE["saved"])
 
 
 class CaptionPipeline:

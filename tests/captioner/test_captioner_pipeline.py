@@ -141,3 +141,43 @@ def test_cli_rejects_unknown_precision(trained, sine_writer):
     root, ckpt, _ = trained
     res = CliRunner().invoke(app, ["caption", str(root / "c0.wav"), "--model", str(ckpt), "--precision", "fp8"])
     assert res.exit_code == 2 and "unknown --precision 'fp8'" in res.output
+
+
+def test_one_thread_blocks_overlapping_in_threads_restore_the_count():
+    """Two decodes in different threads whose blocks overlap (A opens, B opens, A closes, B
+    closes) must leave torch's process-wide thread count as it was, not stuck at 1."""
+    import threading
+
+    import torch
+
+    from audiocap.captioning import one_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+        seen = {}
+
+        def a():
+            with one_thread():
+                a_in.set()
+                b_in.wait(5)
+                seen["a"] = torch.get_num_threads()
+            a_out.set()
+
+        def b():
+            a_in.wait(5)
+            with one_thread():
+                b_in.set()
+                a_out.wait(5)
+                seen["b"] = torch.get_num_threads()  # A has closed; B still decodes
+
+        threads = [threading.Thread(target=a), threading.Thread(target=b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert seen == {"a": 1, "b": 1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
