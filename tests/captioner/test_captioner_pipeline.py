@@ -143,41 +143,41 @@ def test_cli_rejects_unknown_precision(trained, sine_writer):
     assert res.exit_code == 2 and "unknown --precision 'fp8'" in res.output
 
 
-def test_one_thread_blocks_overlapping_in_threads_restore_the_count():
+def test_one_thread_blocks_overlapping_in_threads_restore_the_count(monkeypatch):
     """Two decodes in different threads whose blocks overlap (A opens, B opens, A closes, B
-    closes) must leave torch's process-wide thread count as it was, not stuck at 1."""
+    closes): B must still run on one thread after A closes, and the process-wide count must end
+    as it began, not stuck at 1. torch's count is modelled by one process-wide value, so the
+    test checks the bookkeeping itself, whatever the OpenMP runtime does per thread."""
     import threading
 
     import torch
 
     from audiocap.captioning import one_thread
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
-        seen = {}
+    count = {"n": 2}
+    monkeypatch.setattr(torch, "get_num_threads", lambda: count["n"])
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: count.__setitem__("n", n))
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
 
-        def a():
-            with one_thread():
-                a_in.set()
-                b_in.wait(5)
-                seen["a"] = torch.get_num_threads()
-            a_out.set()
+    def a():
+        with one_thread():
+            a_in.set()
+            b_in.wait(5)
+            seen["a"] = torch.get_num_threads()
+        a_out.set()
 
-        def b():
-            a_in.wait(5)
-            with one_thread():
-                b_in.set()
-                a_out.wait(5)
-                seen["b"] = torch.get_num_threads()  # A has closed; B still decodes
+    def b():
+        a_in.wait(5)
+        with one_thread():
+            b_in.set()
+            a_out.wait(5)
+            seen["b"] = torch.get_num_threads()  # A has closed; B still decodes
 
-        threads = [threading.Thread(target=a), threading.Thread(target=b)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(10)
-        assert seen == {"a": 1, "b": 1}
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == {"a": 1, "b": 1}
+    assert count["n"] == 2
