@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audiocap.cli import app
-from audiocap.metrics.captioning import Evaluator, sbert_sim, vocab
+from audiocap.metrics.captioning import Evaluator, sbert_sim, sbert_sim_many, vocab
 from audiocap.metrics.ngram import bleu, cider_d, ngram_metrics, rouge_l
 from audiocap.metrics.spice import spice_status
 from audiocap.metrics.spice_setup import SpiceSetupError, setup_spice
@@ -90,6 +90,12 @@ def test_sbert_sim_and_vocab():
     assert s.score == pytest.approx(s.per_item.mean())
     v = vocab(cands, refs)
     assert v.score == 9 and v.extra["references"] == 8 and v.per_item is None
+    # several systems at once: each equals its own call; references are embedded once
+    many = sbert_sim_many({"a": cands, "b": ["a cat meows", "a man speaks"]}, refs)
+    np.testing.assert_allclose(many["a"].per_item, s.per_item, atol=1e-6)
+    np.testing.assert_allclose(many["b"].per_item, sbert_sim(["a cat meows", "a man speaks"], refs).per_item,
+                               atol=1e-6)
+    assert many["b"].per_item[1] > 0.99  # identical to its only reference
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:

@@ -20,10 +20,12 @@ from audiocap.metrics.base import MetricInputError, MetricResult, check_inputs, 
 from audiocap.metrics.meteor import meteor
 from audiocap.metrics.ngram import bleu, cider_d, ngram_metrics, rouge_l
 from audiocap.metrics.spice import spice, spice_many, spider, spider_fl
+from audiocap.text.tokenize import ptb_tokenize
 
 __all__ = [
     "ALL_METRICS", "DEFAULT_METRICS", "Evaluator", "MetricInputError", "MetricResult", "bleu",
-    "cider_d", "meteor", "ngram_metrics", "rouge_l", "sbert_sim", "spice", "spice_many", "spider", "spider_fl", "vocab",
+    "cider_d", "meteor", "ngram_metrics", "rouge_l", "sbert_sim", "sbert_sim_many", "spice", "spice_many",
+    "spider", "spider_fl", "vocab",
 ]
 
 ALL_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice",
@@ -53,23 +55,38 @@ def sbert_sim(candidates: list[str], references: list[list[str]], *,
     detector, so it is *not* FENSE and is never reported under that name. Raw (untokenized)
     captions are embedded.
     """
-    check_inputs(candidates, references)
+    return sbert_sim_many({"": candidates}, references, model_folder=model_folder,
+                          batch_size=batch_size)[""]
+
+
+def sbert_sim_many(systems: dict[str, list[str]], references: list[list[str]], *,
+                   model_folder: str | None = None, batch_size: int = 128) -> dict[str, MetricResult]:
+    """:func:`sbert_sim` of several systems against the same references, embedding the
+    references once: ``{system: MetricResult}`` (each equal to its own :func:`sbert_sim` up to
+    float rounding, since texts are embedded in other batches)."""
+    for cands in systems.values():
+        check_inputs(cands, references)
     try:
         from audiocap.text.minilm import TextModelError, sentence_embeddings
     except ImportError as exc:  # torch/transformers missing
-        return MetricResult.unavailable("sbert_sim", f"text model unavailable: {exc}")
+        return {name: MetricResult.unavailable("sbert_sim", f"text model unavailable: {exc}")
+                for name in systems}
     flat = [r for refs in references for r in refs]
+    texts = flat + [c for cands in systems.values() for c in cands]
     try:
-        emb = sentence_embeddings(list(candidates) + flat, folder=model_folder,
-                                  batch_size=batch_size).cpu().double().numpy()
+        emb = sentence_embeddings(texts, folder=model_folder, batch_size=batch_size).cpu().double().numpy()
     except TextModelError as exc:
-        return MetricResult.unavailable("sbert_sim", str(exc))
-    n = len(candidates)
-    cand, ref = emb[:n], emb[n:]  # (N, D), (R, D)
+        return {name: MetricResult.unavailable("sbert_sim", str(exc)) for name in systems}
+    n = len(references)
+    ref, pos = emb[: len(flat)], len(flat)  # (R, D)
     ref_item = np.repeat(np.arange(n), [len(r) for r in references])  # (R,)
-    cos = (cand[ref_item] * ref).sum(1)  # (R,)
-    per_item = np.bincount(ref_item, weights=cos, minlength=n) / np.bincount(ref_item, minlength=n)
-    return MetricResult("sbert_sim", float(per_item.mean()), per_item)
+    out = {}
+    for name in systems:
+        cand, pos = emb[pos : pos + n], pos + n  # (N, D)
+        cos = (cand[ref_item] * ref).sum(1)  # (R,)
+        per_item = np.bincount(ref_item, weights=cos, minlength=n) / np.bincount(ref_item, minlength=n)
+        out[name] = MetricResult("sbert_sim", float(per_item.mean()), per_item)
+    return out
 
 
 class Evaluator:
@@ -108,7 +125,15 @@ class Evaluator:
         want = set(self.metrics)
         if not systems:
             return {}
-        prepared = {name: prepare(c, references, tokenized=False) for name, c in systems.items()}
+        prepared: dict[str, tuple[list[str], list[list[str]]]] = {}
+        refs_tok: list[list[str]] | None = None
+        for name, cands in systems.items():  # the references are tokenized once, with the first system
+            if refs_tok is None:
+                prepared[name] = prepare(cands, references, tokenized=False)
+                refs_tok = prepared[name][1]
+            else:
+                check_inputs(cands, references)
+                prepared[name] = (ptb_tokenize(list(cands)), refs_tok)
         outs: dict[str, dict[str, MetricResult]] = {name: {} for name in systems}
 
         def run(label: str, fn: Callable[[str], MetricResult | dict]) -> None:
@@ -123,7 +148,6 @@ class Evaluator:
             run("meteor", lambda n: meteor(*prepared[n], tokenized=True))
         if want & {"spice", "spider"}:
             self.progress("spice")
-            refs_tok = next(iter(prepared.values()))[1]  # the same references for every system
             batched = spice_many({n: p[0] for n, p in prepared.items()}, refs_tok,
                                  tokenized=True, folder=self.spice_dir, memory=self.spice_memory)
             for name in systems:
@@ -137,7 +161,9 @@ class Evaluator:
             if "vocab" in want:
                 out["vocab"] = vocab(cands, refs, tokenized=True)
         if "sbert_sim" in want:
-            run("sbert_sim", lambda n: sbert_sim(systems[n], references))
+            self.progress("sbert_sim")
+            for name, res in sbert_sim_many(systems, references).items():
+                outs[name]["sbert_sim"] = res
         return {name: {m: outs[name][m] for m in self.metrics} for name in systems}
 
     @staticmethod
