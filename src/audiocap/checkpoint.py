@@ -34,11 +34,28 @@ def save_checkpoint(
     kind: str,
     recipe: dict[str, Any],
     extras: dict[str, Any] | None = None,
+    exclude_prefixes: tuple[str, ...] = (),
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write weights, optional JSON extras (``name -> object``) and the recipe to ``folder``."""
+    """Write weights, optional JSON extras (``name -> object``) and the recipe to ``folder``.
+
+    ``exclude_prefixes`` leaves out the tensors whose keys start with one of them (frozen
+    pretrained towers that the loader rebuilds from their packages); ``dtype`` (e.g.
+    ``torch.float16``) stores floating-point tensors in that type. Both are recorded in the
+    recipe (``excluded_prefixes``, ``stored_dtype``) so loaders know what to rebuild and cast.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    prefixes = tuple(exclude_prefixes)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()
+               if not k.startswith(prefixes)}
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    recipe = dict(recipe)
+    if prefixes:
+        recipe["excluded_prefixes"] = list(prefixes)
+    if dtype is not None:
+        recipe["stored_dtype"] = str(dtype).removeprefix("torch.")
     with atomic_path(folder / WEIGHTS, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp))
     for name, obj in (extras or {}).items():
@@ -72,7 +89,10 @@ def load_checkpoint(
     weights = folder / WEIGHTS
     if not weights.exists():
         raise CheckpointError(f"{folder}: {WEIGHTS} missing")
-    return load_file(str(weights), device=str(device)), recipe
+    state = load_file(str(weights), device=str(device))
+    if recipe.get("stored_dtype"):  # stored in fp16/bf16 to be small: compute in fp32
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    return state, recipe
 
 
 def read_extra(folder: str | os.PathLike, name: str) -> Any:

@@ -134,11 +134,19 @@ def build_clap(cfg: ClapConfig | dict[str, Any], *, pretrained: bool = True) -> 
 
 def load_clap(folder: str | os.PathLike, device: str | torch.device | None = None) -> ClapModel:
     """Load a CLAP checkpoint folder (``model.safetensors`` + ``recipe.yaml``) strictly, in eval mode."""
-    from audiocap.checkpoint import load_checkpoint
+    from audiocap.checkpoint import CheckpointError, load_checkpoint
 
     state, recipe = load_checkpoint(folder, kind="clap")
-    model = build_clap(recipe["model"], pretrained=False)
-    model.load_state_dict(state, strict=True)
+    excluded = tuple(recipe.get("excluded_prefixes") or ())
+    # heads-only checkpoints leave out frozen towers: rebuild those pretrained from their packages
+    model = build_clap(recipe["model"], pretrained=bool(excluded))
+    missing, unexpected = model.load_state_dict(state, strict=not excluded)
+    if excluded:
+        stray = [k for k in missing if not k.startswith(excluded)] + list(unexpected)
+        stored = [k for k in state if k.startswith(excluded)]
+        if stray or stored:
+            raise CheckpointError(f"{folder}: weights do not match the model (missing or unexpected "
+                                  f"outside {list(excluded)}: {(stray + stored)[:5]}); re-package it")
     return model.to(device or "cpu").eval()
 
 
