@@ -39,3 +39,23 @@ def build_foley_cmd(
     except (FoleyError, SourceError, CaptionError) as exc:
         raise fail(str(exc)) from None
     typer.echo(f"wrote {manifest}")
+
+
+@data_app.command("build-outside", short_help="Build the outside test set from the five reserved packages.")
+def build_outside_cmd(
+    out: Path = typer.Option(..., "--out", help="Output folder (manifest.jsonl, audio/test/, DATACARD.md)."),
+    cache: Path = typer.Option(None, "--cache", help="Download/library cache (default ~/.cache/audiocap/foley)."),
+) -> None:
+    """Build the outside test set: one clip per distinct recording of the reserved packages.
+
+    These packages are never used for training; their clips (labelled by file name into
+    existing lexicon classes) measure how models generalize to unseen sources.
+    """
+    from audiocap.data.foley.outside import build_outside
+    from audiocap.data.foley.sources import SourceError
+
+    try:
+        manifest = build_outside(out, cache=cache)
+    except SourceError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"wrote {manifest}")
