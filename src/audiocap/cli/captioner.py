@@ -38,7 +38,8 @@ def train_captioner_cmd(
 @app.command("caption")
 def caption_cmd(
     files: list[Path] = typer.Argument(..., help="Audio files (wav, flac, ogg, mp3...)."),
-    model: Path = typer.Option(..., "--model", "-m", help="Checkpoint folder (captioner, or any registered kind)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint folder (captioner, or any "
+                                         "registered kind; default: the captioner shipped with audiocap)."),
     beam: int = typer.Option(3, "--beam", help="Beam size; 1 = greedy decoding."),
     ensemble: list[Path] = typer.Option([], "--ensemble", help="More checkpoints (same vocabulary) to average "
                                         "per-step log-probabilities with --model (repeatable)."),
@@ -73,6 +74,12 @@ def caption_cmd(
     if precision not in ("auto", "fp32", "bf16"):
         raise fail(f"unknown --precision '{precision}'; use auto, fp32 or bf16")
     wsac_kw = {k: v for k, v in (("strategy", strategy), ("tau", tau)) if v is not None}
+    from audiocap.pretrained import DefaultModelMissing, resolve_model
+
+    try:
+        model = resolve_model(model, "captioner")
+    except DefaultModelMissing as exc:
+        raise fail(str(exc)) from None
     try:
         from audiocap.checkpoint import read_recipe
 

@@ -8,6 +8,7 @@ their steps to :data:`STEPS` (build the real-sound dataset, train, caption, sear
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
@@ -108,6 +109,56 @@ def train_captioner_model(ctx: Context) -> None:
         typer.echo(f"  {clip.id}: {cap.text}\n    reference: {clip.captions[0]}")
 
 
+DEMO_QUERIES = ["a dog barks", "rain", "door", "a bell rings"]
+
+
+def use_shipped_models(ctx: Context) -> None:
+    """Use the CLAP model and captioner shipped with audiocap (no training)."""
+    from audiocap.pretrained import default_model, has_default
+
+    ctx["clap"] = default_model("clap")
+    typer.echo(f"CLAP: {ctx['clap']}")
+    if has_default("captioner"):
+        ctx["captioner"] = default_model("captioner")
+        typer.echo(f"captioner: {ctx['captioner']}")
+
+
+def index_demo_sounds(ctx: Context) -> None:
+    """Index the foley test clips with the shipped CLAP model and search them with text."""
+    from audiocap.cli.search import format_hits
+    from audiocap.data.importing import relativize
+    from audiocap.data.manifest import read_manifest, write_manifest
+    from audiocap.search import build_index, search
+
+    test_manifest = ctx["out"] / "foley-test.jsonl"
+    clips = [c for c in read_manifest(ctx["foley"]) if c.split == "test"]
+    for c in clips:
+        c.audio = str((Path(ctx["foley"]).resolve().parent / c.audio).resolve())
+    write_manifest(test_manifest, relativize(clips, test_manifest))
+    index = ctx["out"] / "index-shipped"
+    built = index / "index.json"
+    if not built.exists() or str(Path(ctx["clap"]).resolve()) not in built.read_text(encoding="utf-8"):
+        build_index(test_manifest, ctx["clap"], index)
+    ctx["index"] = index
+    for query in DEMO_QUERIES:
+        typer.secho(f"search: {query!r}", bold=True)
+        for line in format_hits(search(index, text=query, k=5)):
+            typer.echo("  " + line)
+
+
+def caption_demo_sounds(ctx: Context) -> None:
+    """Caption three test clips with the shipped captioner (the dataset's reference beside)."""
+    from audiocap.captioning import caption_files
+    from audiocap.data.manifest import audio_path, read_manifest
+
+    if ctx.get("captioner") is None:
+        typer.echo("this installation ships no captioner; skipped (train one: audiocap demo --train)")
+        return
+    clips = [c for c in read_manifest(ctx["foley"]) if c.split == "test"][:3]
+    for clip, cap in zip(clips, caption_files([audio_path(ctx["foley"], c) for c in clips], [ctx["captioner"]])):
+        typer.echo(f"  {clip.id}: {cap.text}\n    reference caption: {clip.captions[0]}")
+
+
 def print_serve_command(ctx: Context) -> None:
     """Say how to search, listen to and caption sounds in a browser with this run's models.
 
@@ -128,7 +179,10 @@ CLOTHO_STEPS: list[Callable[[Context], None]] = [import_clotho_captions, show_cl
 STEPS: list[Callable[[Context], None]] = [*CLOTHO_STEPS, build_foley_data, train_clap_model,
                                           build_search_index, train_captioner_model,
                                           print_serve_command]  # serving stays last
-REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+TRAIN_STEPS = STEPS
+SHIPPED_STEPS: list[Callable[[Context], None]] = [*CLOTHO_STEPS, build_foley_data, use_shipped_models,
+                                                  index_demo_sounds, caption_demo_sounds, print_serve_command]
+REPO_CONFIGS = Path(str(resources.files("audiocap") / "configs"))  # package data (a symlink in the repo)
 
 
 def default_shared() -> Path:
@@ -143,19 +197,34 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for the models and index the demo writes."),
     data: Path = typer.Option(Path("data"), "--data", help="Folder for datasets (the foley build goes to DATA/foley-default)."),
     captions_only: bool = typer.Option(False, "--captions-only", help="Only import and summarise the Clotho captions (seconds)."),
+    train: bool = typer.Option(False, "--train", help="Train the demo's CLAP model and captioner from scratch "
+                               "instead of using the shipped ones (minutes)."),
 ) -> None:
     """Run the quick-start job on the built-in data, every step cached so a rerun is quick.
 
-    Imports the shared Clotho captions, builds the real-sound foley dataset, trains CLAP on it,
-    indexes the test clips and searches them with text, trains a captioner and captions test
-    clips, and ends by printing the command that serves search and captioning in a browser.
+    Imports the shared Clotho captions, builds the real-sound foley dataset, indexes its test
+    clips with the CLAP model shipped with audiocap and searches them with text, captions test
+    clips with the shipped captioner, and ends by printing the command that serves search and
+    captioning in a browser. --train trains both models from scratch first (as does an
+    installation without shipped models).
     """
     shared = shared or default_shared()
     if not (shared / "data" / "clotho").is_dir():
         raise fail(f"{shared}: no data/clotho folder; pass --shared PATH or set AUDIOCAP_SHARED")
     ctx: Context = {"shared": shared, "out": out, "data": data}
     out.mkdir(parents=True, exist_ok=True)
-    steps = CLOTHO_STEPS if captions_only else STEPS
+    from audiocap.pretrained import has_default
+
+    if captions_only:
+        steps = CLOTHO_STEPS
+    elif train:
+        steps = TRAIN_STEPS
+    elif has_default("clap"):
+        steps = SHIPPED_STEPS
+    else:
+        typer.secho("this installation ships no default CLAP model, so the demo trains its own "
+                    "(as `audiocap demo --train`)", fg=typer.colors.YELLOW)
+        steps = TRAIN_STEPS
     for i, step in enumerate(steps, start=1):
         typer.secho(f"[{i}/{len(steps)}] {(step.__doc__ or step.__name__).splitlines()[0]}", bold=True)
         step(ctx)

@@ -17,7 +17,8 @@ index_app = group("index", "Build a searchable index of a sound collection with 
 def build(
     source: Path = typer.Argument(..., help="A folder of audio files (searched recursively) or a "
                                   "manifest.jsonl."),
-    model: Path = typer.Option(..., "--model", help="CLAP checkpoint folder used to embed the audio."),
+    model: Optional[Path] = typer.Option(None, "--model", help="CLAP checkpoint folder used to embed "
+                                         "the audio (default: the CLAP model shipped with audiocap)."),
     out: Path = typer.Option(..., "--out", help="Index folder to write (index.json + .faiss file(s) "
                              "+ report.json)."),
     exact_below: int = typer.Option(50_000, help="Use exact search (faiss IndexFlatIP) below this "
@@ -49,7 +50,12 @@ def build(
                          hnsw_m=hnsw_m, hnsw_ef_search=ef_search, pq_refine=refine,
                          pq_shards=shards)
     try:
+        from audiocap.pretrained import DefaultModelMissing, resolve_model
+
+        model = resolve_model(model, "clap")
         index, report = build_index(source, model, out, params=params)
+    except DefaultModelMissing as exc:
+        raise fail(str(exc)) from None
     except ValueError as exc:  # VectorIndexError, ManifestError, CheckpointError
         raise fail(str(exc)) from None
     if as_json:
@@ -78,10 +84,11 @@ def search_cmd(
     refine: Optional[int] = typer.Option(None, help="Override the pqfs re-rank factor."),
     as_json: bool = typer.Option(False, "--json", help="Print results as one JSON list."),
 ) -> None:
-    """Print the indexed files that best match a text QUERY or an --audio file, with scores.
+    """Print the indexed files that best match a text QUERY or an --audio file.
 
-    Scores are cosine similarities between the query embedding and each file's embedding. The
-    query is embedded with the model recorded in the index unless --model is given.
+    Each hit shows its rank, the confidence that it matches (calibrated models; else the cosine
+    similarity of the embeddings), its id and the dataset's reference caption when the index has
+    one. The query is embedded with the model recorded in the index unless --model is given.
     """
     from audiocap.index import VectorIndex
     from audiocap.search import search
@@ -97,5 +104,22 @@ def search_cmd(
     if as_json:
         typer.echo(json.dumps(hits, ensure_ascii=False, indent=2))
         return
+    for line in format_hits(hits):
+        typer.echo(line)
+
+
+def format_hits(hits: list[dict]) -> list[str]:
+    """Readable result lines: rank, confidence (or cosine score for uncalibrated models), id and
+    the clip's reference caption. With a calibrated model (hits carry ``confidence``/``match``)
+    and no hit matching, the list is headed "no close match" and shown as the closest sounds."""
+    calibrated = any("confidence" in h for h in hits)
+    lines = []
+    if calibrated and not any(h.get("match") for h in hits):
+        lines.append("no close match in this library; the closest sounds:")
     for hit in hits:
-        typer.echo(f"{hit['rank']:>3}  {hit['score']:.4f}  {hit['path']}")
+        value = (f"{100 * float(hit['confidence']):5.1f}%" if "confidence" in hit
+                 else f"{hit['score']:.4f}")
+        lines.append(f"{hit['rank']:>3}  {value}  {hit['id']}")
+        caption = (hit.get("captions") or [None])[0]
+        lines.append(f"       reference caption: {caption}" if caption else f"       {hit.get('path', '')}")
+    return lines

@@ -22,9 +22,34 @@ def serve_command(model: Path, index: Path, captioner: Path | None = None, *,
     return shlex.join(parts)
 
 
+def default_serve_models(model: Path | None, index: Path, captioner: Path | None) -> tuple[Path, Path | None]:
+    """``--model``: given, else the model recorded in the index, else the shipped CLAP model;
+    ``--captioner``: given, else the shipped captioner when the installation has one."""
+    import json
+
+    from audiocap.pretrained import DefaultModelMissing, default_model, has_default
+
+    if model is None:
+        try:
+            built = json.loads((index / "index.json").read_text(encoding="utf-8")).get("model") or {}
+        except (OSError, ValueError):
+            built = {}
+        if built.get("path") and Path(built["path"]).is_dir():
+            model = Path(built["path"])
+        else:
+            try:
+                model = default_model("clap")
+            except DefaultModelMissing as exc:
+                raise fail(str(exc)) from None
+    if captioner is None and has_default("captioner"):
+        captioner = default_model("captioner")
+    return model, captioner
+
+
 @app.command("serve")
 def serve(
-    model: Path = typer.Option(..., "--model", help="CLAP checkpoint folder (kind 'clap')."),
+    model: Path | None = typer.Option(None, "--model", help="CLAP checkpoint folder (kind 'clap'; default: "
+                                      "the model that built the index, else the shipped CLAP model)."),
     index: Path = typer.Option(..., "--index", help="Index folder built by `audiocap index build`."),
     captioner: Path | None = typer.Option(
         None, "--captioner", help="Captioner checkpoint folder; without it /v1/caption answers 503."),
@@ -42,6 +67,7 @@ def serve(
     captions dropped files when a captioner is given. Uploads are limited by --max-upload-mb
     and --max-duration; model calls run in a bounded thread pool, one at a time.
     """
+    model, captioner = default_serve_models(model, index, captioner)
     for flag, path in (("--model", model), ("--index", index), ("--captioner", captioner)):
         if path is not None and not path.is_dir():
             raise fail(f"{flag} {path}: not found (expected a folder)")
