@@ -60,7 +60,10 @@ class SearchRequest(BaseModel):
 class HitOut(BaseModel):
     id: str
     score: float
-    caption: str | None = None
+    caption: str | None = Field(None, description="The dataset's reference caption of the item, if any")
+    confidence: float | None = Field(None, description="Calibrated probability (0-1) that the item "
+                                     "matches the query; absent for uncalibrated models")
+    match: bool | None = Field(None, description="Whether the item counts as a match (calibrated models)")
     audio_url: str | None = Field(None, description="Where to stream the item's audio, if playable")
 
 
@@ -68,6 +71,8 @@ class SearchResponse(BaseModel):
     query: str
     k: int
     results: list[HitOut]
+    no_close_match: bool = Field(False, description="True when the model is calibrated and no result "
+                                 "matches: the results are only the closest sounds")
 
 
 class CaptionResponse(BaseModel):
@@ -147,8 +152,13 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
 
     def hits_out(hits: list[Hit]) -> list[HitOut]:
         return [HitOut(id=h.id, score=round(float(h.score), 6), caption=h.caption,
+                       confidence=getattr(h, "confidence", None), match=getattr(h, "match", None),
                        audio_url=f"/v1/audio/{quote(h.id, safe='')}"
                        if backend.audio_path(h.id) is not None else None) for h in hits]
+
+    def no_match(hits: list[Hit]) -> bool:
+        calibrated = [h for h in hits if getattr(h, "confidence", None) is not None]
+        return bool(calibrated) and not any(getattr(h, "match", False) for h in calibrated)
 
     async def decoded(request: Request):
         upload = await read_upload(request, max_bytes=max_upload_bytes)
@@ -165,7 +175,7 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
         if body.k > max_k:
             raise ApiError(422, "k_too_large", f"k={body.k} exceeds this server's limit {max_k}")
         hits = await runner.run(backend.search_text, text, body.k)
-        return SearchResponse(query=text, k=body.k, results=hits_out(hits))
+        return SearchResponse(query=text, k=body.k, results=hits_out(hits), no_close_match=no_match(hits))
 
     @app.post("/v1/search/audio", response_model=SearchResponse, tags=["search"],
               openapi_extra=UPLOAD_BODY)
@@ -177,7 +187,7 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
             raise ApiError(422, "k_too_large", f"k={k} exceeds this server's limit {max_k}")
         upload, wave, _ = await decoded(request)
         hits = await runner.run(backend.search_audio, wave, k)
-        return SearchResponse(query=upload.filename, k=k, results=hits_out(hits))
+        return SearchResponse(query=upload.filename, k=k, results=hits_out(hits), no_close_match=no_match(hits))
 
     @app.post("/v1/caption", response_model=CaptionResponse, tags=["caption"],
               openapi_extra=UPLOAD_BODY)

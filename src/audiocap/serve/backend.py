@@ -24,6 +24,8 @@ class Hit:
     score: float
     path: str | None = None
     caption: str | None = None
+    confidence: float | None = None  # calibrated P(match) in [0, 1], when the model is calibrated
+    match: bool | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -26,35 +26,61 @@ function setStatus(el, text, kind) {
   el.className = "status" + (kind ? " " + kind : "");
 }
 
-function renderHits(list, hits) {
+// Calibrated models give each hit a confidence (0-1) and a match flag; older ones only a cosine.
+function scoreText(hit) {
+  if (hit.confidence !== null && hit.confidence !== undefined) {
+    return { text: Math.round(hit.confidence * 100) + "%", value: hit.confidence,
+      title: "confidence that this sound matches (calibrated)" };
+  }
+  if (hit.score <= 0) return { text: "no similarity", value: 0, title: "cosine similarity at or below 0" };
+  return { text: hit.score.toFixed(3), value: Math.min(1, hit.score), title: "cosine similarity" };
+}
+
+function renderHits(list, hits, noCloseMatch) {
   list.replaceChildren();
+  const notice = list.previousElementSibling;
+  if (notice && notice.classList.contains("no-match")) notice.remove();
+  if (noCloseMatch) {
+    const p = document.createElement("p");
+    p.className = "no-match";
+    p.setAttribute("role", "status");
+    p.textContent = "No close match in this library. The closest sounds:";
+    list.before(p);
+  }
   hits.forEach((hit, rank) => {
     const li = document.createElement("li");
-    li.className = "hit";
+    li.className = "hit" + (noCloseMatch ? " closest" : "");
 
     const head = document.createElement("div");
     head.className = "hit-head";
     const title = document.createElement("span");
     title.className = "hit-title";
-    title.textContent = hit.caption || hit.id;
+    title.textContent = hit.id;
+    const shown = scoreText(hit);
     const score = document.createElement("span");
     score.className = "score";
-    score.textContent = hit.score.toFixed(3);
-    score.title = "cosine similarity";
+    score.textContent = shown.text;
+    score.title = shown.title;
     head.append(title, score);
 
     const bar = document.createElement("div");
     bar.className = "bar";
     bar.setAttribute("aria-hidden", "true");
     const fill = document.createElement("span");
-    fill.style.width = Math.max(0, Math.min(1, hit.score)) * 100 + "%";  // cosine, clipped at 0
+    fill.style.width = Math.max(0, Math.min(1, shown.value)) * 100 + "%";
     bar.append(fill);
 
     const id = document.createElement("p");
     id.className = "meta";
-    id.textContent = "#" + (rank + 1) + " · " + hit.id;
-
-    li.append(head, bar, id);
+    id.textContent = "#" + (rank + 1);
+    li.append(head, bar);
+    if (hit.caption) {
+      const cap = document.createElement("p");
+      cap.className = "reference";
+      cap.textContent = "Reference caption: " + hit.caption;
+      li.append(cap);
+    }
+    li.append(id);
     if (hit.audio_url) {
       const audio = document.createElement("audio");
       audio.controls = true;
@@ -81,7 +107,7 @@ async function runSearch(event) {
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ text: text, k: k }),
     });
-    renderHits($("search-results"), body.results);
+    renderHits($("search-results"), body.results, body.no_close_match);
     setStatus(status, body.results.length + " result(s) for “" + body.query + "”", "ok");
   } catch (err) {
     $("search-results").replaceChildren();
@@ -127,7 +153,9 @@ async function handleFile(file) {
   } else {
     problems.push("no captioner is loaded on this server");
   }
-  if (similar.status === "fulfilled") renderHits($("similar-results"), similar.value.results);
+  if (similar.status === "fulfilled") {
+    renderHits($("similar-results"), similar.value.results, similar.value.no_close_match);
+  }
   else problems.push("similar sounds: " + similar.reason.message);
 
   if (problems.length) setStatus(status, problems.join(" · "), "error");
