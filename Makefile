@@ -9,7 +9,7 @@ STAMP := $(VENV)/.audiocap-installed
 APT_PACKAGES := default-jre-headless maven sox espeak-ng fluidsynth fluid-soundfont-gm chromium chromium-driver
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test test-slow clean
+.PHONY: setup system-deps demo demo-train test test-slow clean
 
 # Debian packages: Java for METEOR/SPICE, Maven to fetch SPICE's CoreNLP, sound tools for the
 # dataset builder, Chromium for the browser test of the web page.
@@ -28,9 +28,13 @@ $(STAMP): pyproject.toml
 setup: system-deps $(STAMP)
 	@$(BIN)/audiocap metrics setup-spice || echo "warning: SPICE set-up failed (see the error above); SPICE and SPIDEr will be reported unavailable"
 
-# Main job on the built-in default data.
+# Main job on the built-in default data, with the shipped models (falls back to training).
 demo: setup
 	$(BIN)/audiocap demo --shared $(SHARED)
+
+# The same, training the demo's CLAP model and captioner from scratch.
+demo-train: setup
+	$(BIN)/audiocap demo --shared $(SHARED) --train
 
 # Default test suite (what CI runs).
 test: setup
