@@ -43,11 +43,18 @@ def load(folder: str | os.PathLike, *, device: str | None = None) -> Any:
     raise CheckpointError(f"{folder}: audiocap.load does not know checkpoints of kind '{kind}'")
 
 
+def _resolve(model: Any, kind: str) -> Any:
+    """``model``, or the shipped default of ``kind`` for None / ``"default"`` (:mod:`audiocap.pretrained`)."""
+    from audiocap.pretrained import resolve_model
+
+    return resolve_model(model, kind)
+
+
 def embed_audio(model: Any, items: Sequence[Any], *, batch_size: int = 16) -> Any:
     """CLAP audio embeddings (N, D), unit rows, for waveforms (at ``model.sample_rate``) or paths."""
     from audiocap.embed import embed_audio as _embed_audio
 
-    model = load(model) if isinstance(model, (str, os.PathLike)) else model
+    model = load(_resolve(model, "clap")) if model is None or isinstance(model, (str, os.PathLike)) else model
     return _embed_audio(model, list(items), batch_size=batch_size)
 
 
@@ -55,11 +62,11 @@ def embed_text(model: Any, texts: Sequence[str], *, batch_size: int = 64) -> Any
     """CLAP text embeddings (N, D), unit rows, in the same space as :func:`embed_audio`."""
     from audiocap.embed import embed_text as _embed_text
 
-    model = load(model) if isinstance(model, (str, os.PathLike)) else model
+    model = load(_resolve(model, "clap")) if model is None or isinstance(model, (str, os.PathLike)) else model
     return _embed_text(model, list(texts), batch_size=batch_size)
 
 
-def caption(files: Sequence[str | os.PathLike], model: str | os.PathLike | Sequence[str | os.PathLike],
+def caption(files: Sequence[str | os.PathLike], model: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
             *, beam: int = 3, per_window: bool = False, **kw: Any) -> list[Any]:
     """Caption audio files with a checkpoint folder, or an ensemble given as a list of folders.
 
@@ -70,7 +77,7 @@ def caption(files: Sequence[str | os.PathLike], model: str | os.PathLike | Seque
     """
     from audiocap.captioning import captioner_for
 
-    models = [model] if isinstance(model, (str, os.PathLike)) else list(model)
+    models = [_resolve(model, "captioner")] if model is None or isinstance(model, (str, os.PathLike)) else list(model)
     return captioner_for(models[0])(list(files), models, beam=beam, per_window=per_window, **kw)
 
 

@@ -57,3 +57,14 @@ def test_format_hits_no_close_match_and_plain_scores():
     assert cal[0].startswith("no close match") and "3.0%" in cal[1] and "-0.1" not in "".join(cal)
     ok = format_hits([{"rank": 1, "score": 0.7, "id": "x", "confidence": 0.91, "match": True}])
     assert "no close match" not in ok[0] and "91.0%" in ok[0]
+
+
+def test_python_api_embeds_with_the_shipped_clap(shipped, monkeypatch):
+    import numpy as np
+
+    import audiocap
+
+    monkeypatch.setenv("AUDIOCAP_PRETRAINED_DIR", str(shipped / "pretrained"))
+    default = audiocap.embed_text(None, ["a dog barks"])
+    explicit = audiocap.embed_text(shipped / "pretrained" / "clap-default", ["a dog barks"])
+    assert np.array_equal(default, explicit) and np.array_equal(audiocap.embed_text("default", ["a dog barks"]), default)
