@@ -125,3 +125,47 @@ def test_cli_reports_bad_preset_without_traceback(tmp_path):
     assert res.exit_code == 2
     assert "error: unknown preset 'nope'" in res.output
     assert "Traceback" not in res.output
+
+
+def _pool_event(label, group, seconds=1.0):
+    from audiocap.data.foley.library import Event
+    from audiocap.data.foley.sources import Recording
+
+    rec = Recording(id=f"pkg:{group}.wav", file="/nonexistent", label=label, role="event", group=group,
+                    package="pkg", version="1", path=f"{group}.wav", license="CC0", author="x")
+    wave = np.full(int(SR * seconds), 0.1, dtype=np.float32)
+    return Event(rec=rec, md5=group, wave=wave, rms_db=-20.0, centroid_hz=1000.0)
+
+
+def test_single_share_makes_one_event_clips_without_background():
+    from audiocap.data.foley.compose import make_recipe
+
+    labels = ["dog_bark", "cat_meow", "cow_moo", "door_knock"]
+    pools = {lab: [_pool_event(lab, f"{lab}{i}") for i in range(3)] for lab in labels}
+    bgs = {"rain": [_pool_event("rain", "rain0", seconds=12.0)]}
+    kinds = {lab: "shot" for lab in labels} | {"rain": "background"}
+    recipes = [make_recipe(7, i, "train", pools, bgs, kinds, single_share=0.3) for i in range(300)]
+    single = [r for r in recipes if r.get("single")]
+    assert 60 <= len(single) <= 120  # ~30 % of 300
+    assert all(len(r["events"]) == 1 and r["background"] is None for r in single)
+    mixed = [r for r in recipes if not r.get("single")]
+    assert any(len(r["events"]) > 1 for r in mixed) and any(r["background"] for r in mixed)
+    # the single draw has its own random stream: the other clips keep the recipe of share 0
+    base = [make_recipe(7, i, "train", pools, bgs, kinds) for i in range(300)]
+    assert all(b == r for b, r in zip(base, recipes) if not r.get("single"))
+    assert not any(r.get("single") for r in (make_recipe(7, i, "train", pools, bgs, kinds) for i in range(50)))
+
+
+def test_labels_with_too_few_recordings_are_train_only_not_dropped():
+    from audiocap.data.foley.build import _usable, assign_splits
+
+    events = ([_pool_event("dog_bark", f"d{i}") for i in range(10)]
+              + [_pool_event("helicopter", "h0"), _pool_event("helicopter", "h1")]
+              + [_pool_event("not_a_label", "x0")])
+    kept, excluded, train_only = _usable(events)
+    assert excluded == {"not_a_label": "no lexicon entry"}
+    assert train_only == {"helicopter"}
+    split = assign_splits(kept, train_only)
+    assert {split["h0"], split["h1"]} == {"train"}
+    dog = [split[f"d{i}"] for i in range(10)]
+    assert dog.count("test") == 1 and dog.count("val") == 1 and dog.count("train") == 8

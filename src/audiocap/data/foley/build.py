@@ -30,9 +30,10 @@ from audiocap.data.foley.sources import DEFAULT_CACHE, collect_recordings, load_
 from audiocap.data.manifest import Clip, write_manifest
 from audiocap.fileio import atomic_path, atomic_write_json
 
-FORMAT_VERSION = 1
-DEFAULT_CLIPS = {"default": 2400, "full": 12000}
-MIN_GROUPS = {"event": 3, "background": 2}
+FORMAT_VERSION = 2  # 2: rare labels kept for training, a share of single-event clips
+DEFAULT_CLIPS = {"default": 2400, "full": 25000}
+MIN_GROUPS = {"event": 3, "background": 2}  # fewer recording groups: the label is heard in train only
+SINGLE_SHARE = 0.2  # clips that are one event and nothing else, exact positives for short queries
 SPLITS = ("train", "val", "test")
 
 
@@ -40,13 +41,14 @@ class FoleyError(RuntimeError):
     """The build cannot proceed; the message says which folder or setting and what to do."""
 
 
-def assign_splits(events: list[Event]) -> dict[str, str]:
+def assign_splits(events: list[Event], train_only: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
     """Map each recording group to train/val/test, class by class (about 80/10/10).
 
     Groups of a class are ordered by the MD5 of their name; the first max(1, round(0.1 n))
     go to test, the next as many to val when the class has at least 5 groups, the rest to
     train. A group therefore never appears in two splits, and every class with >= 3 groups is
-    present in train and test.
+    present in train and test. Labels in ``train_only`` (too few recordings to hold one out)
+    put all their groups in train: models hear them, tests cannot score them.
     """
     by_label: dict[str, set[str]] = defaultdict(set)
     for ev in events:
@@ -54,7 +56,7 @@ def assign_splits(events: list[Event]) -> dict[str, str]:
     split: dict[str, str] = {}
     for label in sorted(by_label):
         groups = sorted(by_label[label], key=lambda g: hashlib.md5(g.encode()).hexdigest())
-        k = max(1, round(0.1 * len(groups)))
+        k = 0 if label in train_only else max(1, round(0.1 * len(groups)))
         n_val = k if len(groups) >= 5 else 0
         for i, g in enumerate(groups):
             s = "test" if i < k else "val" if i < k + n_val else "train"
@@ -69,20 +71,21 @@ def clip_split(index: int) -> str:
     return {8: "val", 9: "test"}.get(index % 10, "train")
 
 
-def _usable(events: list[Event]) -> tuple[list[Event], dict[str, str]]:
-    """Keep labels that have a lexicon entry and enough distinct recording groups."""
+def _usable(events: list[Event]) -> tuple[list[Event], dict[str, str], set[str]]:
+    """Keep labels that have a lexicon entry; return (events, excluded labels with the reason,
+    train-only labels: fewer distinct recording groups than a held-out split needs)."""
     lex = cap.lexicon()["labels"]
     groups: dict[str, set[str]] = defaultdict(set)
     for ev in events:
         groups[ev.rec.label].add(ev.rec.group)
-    excluded = {}
+    excluded, train_only = {}, set()
     for label, gs in groups.items():
         role = "background" if lex.get(label, {}).get("kind") == "background" else "event"
         if label not in lex:
             excluded[label] = "no lexicon entry"
         elif len(gs) < MIN_GROUPS[role]:
-            excluded[label] = f"{len(gs)} recording(s) < {MIN_GROUPS[role]}"
-    return [e for e in events if e.rec.label not in excluded], excluded
+            train_only.add(label)
+    return [e for e in events if e.rec.label not in excluded], excluded, train_only
 
 
 # Worker state (inherited through fork): recordings by id and the output folder.
@@ -157,11 +160,11 @@ def build_foley(out: str | os.PathLike, preset: str = "default", clips: int | No
     bar.start("decoding", len(recs))
     events, dropped = build_library(recs, cache, jobs=jobs, progress=bar.update)
     bar.close()
-    events, excluded = _usable(events)
+    events, excluded, train_only = _usable(events)
     if not events:
         raise FoleyError(f"preset '{preset}' left no usable recordings (excluded: {excluded})")
     kinds = {k: v["kind"] for k, v in cap.lexicon()["labels"].items()}
-    split_of = assign_splits(events)
+    split_of = assign_splits(events, train_only)
     pools: dict[str, dict[str, list[Event]]] = {s: defaultdict(list) for s in SPLITS}
     bgs: dict[str, dict[str, list[Event]]] = {s: defaultdict(list) for s in SPLITS}
     for ev in events:
@@ -176,7 +179,8 @@ def build_foley(out: str | os.PathLike, preset: str = "default", clips: int | No
         if not pools[split]:
             split = "train"
         for max_events in (3, 2, 1):  # a recipe too rich for a 20-word caption loses an event
-            recipe = make_recipe(seed, i, split, dict(pools[split]), dict(bgs[split]), kinds, max_events)
+            recipe = make_recipe(seed, i, split, dict(pools[split]), dict(bgs[split]), kinds, max_events,
+                                 single_share=SINGLE_SHARE)
             try:
                 caps = cap.make_captions(recipe, bursts, np.random.default_rng([seed, i, 2]))
                 break
@@ -222,7 +226,7 @@ def build_foley(out: str | os.PathLike, preset: str = "default", clips: int | No
     write_manifest(manifest, rows)
     used = sorted({r for c in rows for r in c.meta["recordings"]})
     write_attribution(out / "ATTRIBUTION.tsv", [by_id[r].rec for r in used])
-    write_datacard(out, rows, events, split_of, excluded, dropped, config)
+    write_datacard(out, rows, events, split_of, excluded, dropped, config, train_only=train_only)
     atomic_write_json(prev, {"config": config, "complete": True})
     return manifest
 

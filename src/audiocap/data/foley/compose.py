@@ -89,15 +89,21 @@ def _overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def make_recipe(seed: int, index: int, split: str, pools: dict[str, list[Event]],
-                bg_pools: dict[str, list[Event]], kinds: dict[str, str], max_events: int = 3) -> dict[str, Any]:
+                bg_pools: dict[str, list[Event]], kinds: dict[str, str], max_events: int = 3,
+                *, single_share: float = 0.0) -> dict[str, Any]:
     """The seeded recipe of clip ``index``: labels, recordings, onsets, gains, filters.
 
     ``pools`` maps each foreground label to the split's recordings (sorted by id), so a clip
-    of one split never hears a recording of another.
+    of one split never hears a recording of another. A ``single_share`` of the clips hold one
+    event and no background (so that a one-tag query such as "dog barking" has exact positives);
+    the recipe records this as ``single: true``.
     """
     rng = np.random.default_rng([seed, index, 1])
+    single = bool(single_share > 0 and np.random.default_rng([seed, index, 3]).random() < single_share)
     labels = sorted(pools)
     n = min(int(rng.choice([1, 2, 3], p=[0.35, 0.4, 0.25])), len(labels), max_events)
+    if single:
+        n = 1
     chosen = [labels[i] for i in rng.choice(len(labels), size=n, replace=False)]
     events = []
     for label in chosen:
@@ -111,7 +117,7 @@ def make_recipe(seed: int, index: int, split: str, pools: dict[str, list[Event]]
         if ev["distance"] == "far" and any(_overlaps(ev, o) for o in others):
             ev.update(distance="near", gain_db=round(float(rng.uniform(-3, 0)), 2), far_lowpass_hz=None)
     background = None
-    if bg_pools and rng.random() < 0.6:
+    if bg_pools and rng.random() < 0.6 and not single:
         bl = sorted(bg_pools)
         label = bl[int(rng.integers(len(bl)))]
         ev = bg_pools[label][int(rng.integers(len(bg_pools[label])))]
@@ -121,8 +127,11 @@ def make_recipe(seed: int, index: int, split: str, pools: dict[str, list[Event]]
                       "gain_db": round(min(float(rng.uniform(-22, -12)), quietest - 6.0), 2),
                       "lowpass_hz": round(float(np.exp(rng.uniform(np.log(5000), np.log(14000)))))
                       if rng.random() < 0.5 else None}
-    return {"seed": seed, "index": index, "split": split, "sr": SR, "seconds": CLIP_SECONDS,
-            "events": events, "background": background}
+    recipe = {"seed": seed, "index": index, "split": split, "sr": SR, "seconds": CLIP_SECONDS,
+              "events": events, "background": background}
+    if single:
+        recipe["single"] = True
+    return recipe
 
 
 def _bed(wave: np.ndarray, offset: float, n: int) -> np.ndarray:

@@ -69,10 +69,13 @@ def summarize(rows: list[Clip], events: list[Event], split_of: dict[str, str]) -
 
 
 def write_datacard(out: Path, rows: list[Clip], events: list[Event], split_of: dict[str, str],
-                   excluded: dict[str, str], dropped: list[dict], config: dict[str, Any]) -> Path:
+                   excluded: dict[str, str], dropped: list[dict], config: dict[str, Any], *,
+                   train_only: set[str] | frozenset[str] = frozenset()) -> Path:
     """Write DATACARD.json and a readable DATACARD.md; return the markdown path."""
     s = summarize(rows, events, split_of)
-    s.update(config=config, excluded_classes=excluded, dropped_recordings=dropped,
+    s.update(config=config, excluded_classes=excluded, train_only_classes=sorted(train_only),
+             single_event_clips=sum(1 for c in rows if c.meta.get("recipe", {}).get("single")),
+             dropped_recordings=dropped,
              differences_from_clotho=CLOTHO_DIFFERENCES)
     atomic_write_json(out / "DATACARD.json", s)
     md = [f"# audiocap foley dataset ({config['preset']} preset, seed {config['seed']})", "",
@@ -92,6 +95,11 @@ def write_datacard(out: Path, rows: list[Clip], events: list[Event], split_of: d
            "recording's package, path, license and author; each manifest line names its licenses.",
            "", "## Excluded classes", ""]
     md += [f"- {k}: {v}" for k, v in sorted(excluded.items())] or ["- none"]
+    md += ["", "## Train-only classes", "",
+           "Too few distinct recordings to hold one out: every clip with these is in train, so the "
+           "models hear them but no test figure covers them.", ""]
+    md += [f"- {k}" for k in sorted(train_only)] or ["- none"]
+    md += ["", f"Single-event clips (one event, no background): {s['single_event_clips']}"]
     md += ["", f"Dropped recordings (silent, undecodable or duplicate): {len(dropped)}", "",
            "## How this differs from Clotho", ""] + [f"- {d}" for d in CLOTHO_DIFFERENCES]
     return atomic_write_text(out / "DATACARD.md", "\n".join(md) + "\n")
