@@ -148,3 +148,68 @@ def test_caption_matches_the_captioning_pipeline(loaded, captioner_folder, beam)
     want = [c.text for c in pipe.caption_wave(load_audio(data, sr=16000))]
     assert got == want and len(got) == 1
     assert set(got[0].split()) <= set(vocab.words)
+
+
+@pytest.fixture(scope="module")
+def wsac_folder(library, tmp_path_factory):
+    """A tiny untrained WSAC checkpoint decoding from the ``clap:`` space of the served CLAP."""
+    import dataclasses
+
+    import torch
+
+    from audiocap.checkpoint import save_checkpoint
+    from audiocap.models.prefix_decoder import PrefixDecoder, PrefixDecoderConfig
+    from audiocap.text.vocab import Vocab
+
+    root, _, vectors = library
+    torch.manual_seed(0)
+    vocab = Vocab.build([["a", "dog", "barks"], ["rain", "falls", "on", "a", "roof"]])
+    cfg = PrefixDecoderConfig(vocab_size=len(vocab), emb_dim=vectors.shape[1], prefix_len=2, d_model=16,
+                              n_layers=1, n_heads=2, mlp_hidden=32, max_len=8, dropout=0.0)
+    state = {f"model.{k}": v.clone() for k, v in PrefixDecoder(cfg).state_dict().items()}  # untie
+    state["memory.embeddings"] = torch.from_numpy(vectors[:2].copy()).float()
+    folder = tmp_path_factory.mktemp("wsac") / "ckpt"
+    save_checkpoint(folder, state, kind="wsac", recipe={"data": {"space": f"clap:{root / 'clap'}"}},
+                    extras={"vocab": vocab.to_json(), "memory_captions": ["a dog barks", "rain falls"],
+                            "gap": {"mode": "noise", "noise_std": 0.0}, "decoder": dataclasses.asdict(cfg)})
+    return folder, vocab
+
+
+def test_one_registry_loads_every_kind(library, captioner_folder, wsac_folder):
+    import audiocap
+    from audiocap.captioning import LoadedCaptioner
+    from audiocap.checkpoint import LOADERS, CheckpointError, load_model
+    from audiocap.decoding.wsac import WSAC
+    from audiocap.models.clap import ClapModel
+
+    root, _, _ = library
+    assert set(LOADERS) == {"clap", "captioner", "wsac"}
+    assert isinstance(audiocap.load(root / "clap"), ClapModel)
+    assert isinstance(audiocap.load(captioner_folder[0]), LoadedCaptioner)
+    assert isinstance(audiocap.load(wsac_folder[0]), WSAC)
+    with pytest.raises(CheckpointError, match="'clap' checkpoint; expected kind 'captioner' or 'wsac'"):
+        load_model(root / "clap", expect=("captioner", "wsac"))
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_serve_loads_clap_captioner_and_wsac(library, captioner_folder, wsac_folder, beam):
+    """``ModelBackend.load`` (what ``audiocap serve`` calls) takes a captioner or a WSAC model."""
+    import torch
+
+    from audiocap.audio.io import load_audio
+    from audiocap.search import ClapEmbedder, embed_wave
+
+    root, _, _ = library
+    data = tone_bytes(660.0, seconds=3.0, sr=22050)
+    for folder, vocab in (captioner_folder, wsac_folder):
+        backend = ModelBackend.load(root / "clap", root / "index", folder)
+        assert backend.info()["captioner"] is True
+        with TestClient(create_app(backend)) as client:
+            resp = client.post("/v1/caption", params={"beam": beam},
+                               files={"file": ("q.wav", data, "audio/wav")})
+        assert resp.status_code == 200, resp.text
+        got = resp.json()["captions"]
+        assert len(got) == 1 and set(got[0].split()) <= set(vocab.words)
+    wsac = backend.captioner.wsac  # the WSAC caption is the decoder's caption of the windowed CLAP embedding
+    emb = embed_wave(ClapEmbedder(backend.captioner.clap), load_audio(data, sr=backend.sample_rate))[0]
+    assert got == wsac.caption_embeddings(torch.from_numpy(emb[None, :]).float(), beam=beam)

@@ -22,25 +22,12 @@ def load(folder: str | os.PathLike, *, device: str | None = None) -> Any:
 
     CLAP checkpoints give a ``ClapModel`` (Elizalde et al., 2023), captioners a
     ``LoadedCaptioner`` and WSAC checkpoints a ``WSAC`` text-only captioner (Kouzelis &
-    Katsouros, 2023). Raises :class:`audiocap.checkpoint.CheckpointError` for other folders.
+    Katsouros, 2023), through the one registry :data:`audiocap.checkpoint.LOADERS`. Raises
+    :class:`audiocap.checkpoint.CheckpointError` for other folders.
     """
-    from audiocap.checkpoint import CheckpointError, read_recipe
+    from audiocap.checkpoint import load_model
 
-    kind = read_recipe(folder)["kind"]
-    dev = device or "cpu"
-    if kind == "clap":
-        from audiocap.models.clap import load_clap
-
-        return load_clap(folder, device=device)
-    if kind == "captioner":
-        from audiocap.captioning import load_captioner
-
-        return load_captioner(folder, device=dev)
-    if kind == "wsac":
-        from audiocap.decoding.wsac import load_wsac
-
-        return load_wsac(folder, device=dev)
-    raise CheckpointError(f"{folder}: audiocap.load does not know checkpoints of kind '{kind}'")
+    return load_model(folder, device=device or "cpu")
 
 
 def _resolve(model: Any, kind: str) -> Any:

@@ -17,8 +17,8 @@ window being a training-length clip), so a 10 s clip gets the frames of the feat
 GPUs, frame embeddings within ~1e-3 cosine of fp32, captions usually identical); ``"auto"`` =
 bf16 only where the hardware runs it natively, else fp32. Decoding always runs in fp32.
 
-``CAPTIONERS`` maps a checkpoint kind (``recipe.yaml``'s ``kind``) to the function that captions
-files with it, as ``"module:function"``; other model families register there in one line.
+``CAPTIONERS`` maps a captioning checkpoint kind to the function that captions files with it, as
+``"module:function"``; loading goes through the one registry :data:`audiocap.checkpoint.LOADERS`.
 """
 
 from __future__ import annotations
@@ -248,9 +248,8 @@ def caption_files(files: Sequence[str | os.PathLike], checkpoints: Sequence[str 
 
 def captioner_for(checkpoint: str | os.PathLike) -> Callable[..., list[Caption]]:
     """The ``caption_files`` function registered for the kind of ``checkpoint``."""
-    kind = read_recipe(checkpoint)["kind"]
-    if kind not in CAPTIONERS:
-        raise CheckpointError(f"{checkpoint}: a '{kind}' checkpoint cannot caption audio; "
-                              f"use one of kind {', '.join(CAPTIONERS)}")
+    from audiocap.checkpoint import checkpoint_kind
+
+    kind = checkpoint_kind(checkpoint, expect=tuple(CAPTIONERS))  # the registry's kind check
     module, func = CAPTIONERS[kind].split(":")
     return getattr(importlib.import_module(module), func)

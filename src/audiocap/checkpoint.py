@@ -101,3 +101,48 @@ def read_extra(folder: str | os.PathLike, name: str) -> Any:
     if not path.exists():
         raise CheckpointError(f"{path}: missing")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+# One ``kind -> loader`` registry for every checkpoint kind: ``audiocap.load``, the CLI, the
+# captioning dispatch and the web service all resolve loaders here (lazily, so importing this
+# module stays cheap and never pulls in torch models it does not need).
+LOADERS: dict[str, str] = {
+    "clap": "audiocap.models.clap:load_clap",
+    "captioner": "audiocap.captioning:load_captioner",
+    "wsac": "audiocap.decoding.wsac:load_wsac",
+}
+
+
+def _resolve(target: str) -> Any:
+    import importlib
+
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def checkpoint_kind(folder: str | os.PathLike, *, expect: tuple[str, ...] | None = None) -> str:
+    """The ``kind`` of a checkpoint folder; raise :class:`CheckpointError` naming the folder and
+    the accepted kinds when it is not one of ``expect`` (default: any registered kind)."""
+    kind = read_recipe(folder)["kind"]
+    allowed = tuple(expect) if expect is not None else tuple(LOADERS)
+    if kind not in allowed:
+        raise CheckpointError(f"{folder}: is a '{kind}' checkpoint; expected kind "
+                              f"{' or '.join(repr(k) for k in allowed)}")
+    return kind
+
+
+def loader_for(kind: str) -> Any:
+    """The load function registered for ``kind`` (``folder, *, device -> model``)."""
+    if kind not in LOADERS:
+        raise CheckpointError(f"no loader for checkpoint kind '{kind}'; known: {', '.join(LOADERS)}")
+    return _resolve(LOADERS[kind])
+
+
+def load_model(folder: str | os.PathLike, *, device: str | torch.device = "cpu",
+               expect: tuple[str, ...] | None = None) -> Any:
+    """Load any checkpoint folder with the loader its ``recipe.yaml`` ``kind`` names in
+    :data:`LOADERS` (CLAP, Elizalde et al. 2023; captioner; WSAC, Kouzelis & Katsouros 2023).
+
+    ``expect`` restricts the accepted kinds (e.g. ``("captioner", "wsac")`` for captioning).
+    """
+    return loader_for(checkpoint_kind(folder, expect=expect))(folder, device=device)

@@ -81,9 +81,10 @@ def caption_cmd(
     except DefaultModelMissing as exc:
         raise fail(str(exc)) from None
     try:
-        from audiocap.checkpoint import read_recipe
+        from audiocap.captioning import CAPTIONERS
+        from audiocap.checkpoint import checkpoint_kind
 
-        kind = read_recipe(model).get("kind")
+        kind = checkpoint_kind(model, expect=tuple(CAPTIONERS))
         if wsac_kw and kind != "wsac":
             raise fail(f"--strategy/--tau apply to WSAC checkpoints only; {model} is a '{kind}' checkpoint")
         if precision != "auto" and kind != "captioner":

@@ -52,7 +52,8 @@ def serve(
                                       "the model that built the index, else the shipped CLAP model)."),
     index: Path = typer.Option(..., "--index", help="Index folder built by `audiocap index build`."),
     captioner: Path | None = typer.Option(
-        None, "--captioner", help="Captioner checkpoint folder; without it /v1/caption answers 503."),
+        None, "--captioner", help="Captioner or WSAC checkpoint folder (default: the shipped captioner, "
+        "if this installation has one); without any, /v1/caption answers 503."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port (0 picks a free one)."),
     max_upload_mb: float = typer.Option(20.0, min=0.01, help="Largest accepted upload, in MB."),

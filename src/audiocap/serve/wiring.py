@@ -28,10 +28,53 @@ def load_index(folder: Path):
 
 
 def load_captioner(folder: Path, *, device: str = "cpu"):
-    """A captioner checkpoint folder wrapped in its captioning pipeline (frozen tower + model)."""
-    from audiocap.captioning import CaptionPipeline, load_captioner as load_one
+    """A captioning checkpoint (kind ``captioner`` or ``wsac``) ready to caption waveforms.
 
-    return CaptionPipeline([load_one(folder, device=device)])
+    Loaded through the one registry :func:`audiocap.checkpoint.load_model`. A captioner is
+    wrapped in its pipeline (frozen tower on ``device`` + model); a WSAC model (Kouzelis &
+    Katsouros, 2023) in :class:`WsacWaves`, which embeds the wave with its space's CLAP audio tower.
+    """
+    from audiocap.checkpoint import checkpoint_kind, load_model
+
+    kind = checkpoint_kind(folder, expect=("captioner", "wsac"))
+    model = load_model(folder, device=device)
+    if kind == "wsac":
+        return WsacWaves(model, device=device)
+    from audiocap.captioning import CaptionPipeline
+
+    return CaptionPipeline([model])
+
+
+class WsacWaves:
+    """A WSAC model behind the ``caption_wave`` call the service makes (direct decoding).
+
+    The wave is embedded by the CLAP model of the checkpoint's ``clap:FOLDER`` space exactly as
+    the index embeds files (:func:`audiocap.search.embed_wave`) and decoded with beam search.
+    """
+
+    def __init__(self, wsac, *, device: str = "cpu") -> None:
+        from audiocap.checkpoint import CheckpointError, load_model
+
+        if not str(wsac.space).startswith("clap:"):
+            raise CheckpointError(f"WSAC space '{wsac.space}' has no audio tower; serve needs a "
+                                  "WSAC model trained with --space clap:CHECKPOINT_FOLDER")
+        self.wsac, self.beam = wsac, 3
+        self.clap = load_model(wsac.space[5:], device=device, expect=("clap",))
+        self.tower = self.clap  # the service reads ``tower.sample_rate``
+
+    def caption_wave(self, wave: np.ndarray, *, name: str = "upload") -> list:
+        import torch
+
+        from audiocap.search import ClapEmbedder, embed_wave
+
+        emb = torch.from_numpy(embed_wave(ClapEmbedder(self.clap), wave)[0][None, :]).float()  # (1, D)
+        text = self.wsac.caption_embeddings(emb, beam=self.beam)[0]
+        return [_Text(text)]
+
+
+class _Text:
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 def embed_text(clap, texts: list[str]) -> np.ndarray:
