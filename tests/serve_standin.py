@@ -77,6 +77,7 @@ class StandInBackend:
     def __init__(self, folder: Path, *, delay: float = 0.0, max_duration: float | None = None,
                  captioner: bool = True) -> None:
         self.delay, self.max_duration, self.has_captioner = delay, max_duration, captioner
+        self.library_roots = [Path(folder).resolve()]  # the only folder audio is streamed from
         self.files: dict[str, Path] = {}
         for item_id, _, hz, suffix in LIBRARY:
             if suffix is None:

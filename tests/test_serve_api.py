@@ -23,7 +23,7 @@ def backend(tmp_path):
 
 @pytest.fixture
 def client(backend):
-    with TestClient(create_app(backend, max_upload_bytes=600_000, max_duration=5.0)) as c:
+    with TestClient(base_url="http://localhost", app=create_app(backend, max_upload_bytes=600_000, max_duration=5.0)) as c:
         yield c
 
 
@@ -116,7 +116,7 @@ def test_search_rejects_blank_and_non_json(client):
 
 
 def test_server_k_limit(backend):
-    with TestClient(create_app(backend, max_k=2)) as c:
+    with TestClient(base_url="http://localhost", app=create_app(backend, max_k=2)) as c:
         assert_error(c.post("/v1/search", json={"text": "rain", "k": 3}), 422, "k_too_large", "2")
 
 
@@ -153,7 +153,7 @@ def test_search_audio_finds_nearest_tone(client):
 
 
 def test_caption_without_captioner_is_503(tmp_path):
-    with TestClient(create_app(StandInBackend(tmp_path, captioner=False))) as c:
+    with TestClient(base_url="http://localhost", app=create_app(StandInBackend(tmp_path, captioner=False))) as c:
         assert_error(upload(c, "/v1/caption", tone_bytes()), 503, "no_captioner", "--captioner")
         assert c.get("/v1/info").json()["captioner"] is False
 
@@ -237,14 +237,14 @@ def test_oversize_body_is_rejected_before_it_is_read(backend):
              "scheme": "http", "path": "/v1/caption", "raw_path": b"/v1/caption",
              "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
              "server": ("127.0.0.1", 80),
-             "headers": [(b"content-type", b"multipart/form-data; boundary=b")]}
+             "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"multipart/form-data; boundary=b")]}
     asyncio.run(app(scope, receive, send))
     assert messages[0]["status"] == 413
     assert sent["n"] <= 3, f"read {sent['n']} chunks of {total} before rejecting"
 
 
 def test_declared_content_length_rejected_without_reading(backend):
-    with TestClient(create_app(backend, max_upload_bytes=1000)) as c:
+    with TestClient(base_url="http://localhost", app=create_app(backend, max_upload_bytes=1000)) as c:
         resp = c.post("/v1/caption", content=b"x" * 10,
                       headers={"content-type": "multipart/form-data; boundary=b",
                                "content-length": "999999999"})
@@ -305,7 +305,7 @@ class ExplodingBackend(StandInBackend):
 
 
 def test_backend_crash_is_json_500_and_server_survives(tmp_path):
-    with TestClient(create_app(ExplodingBackend(tmp_path)), raise_server_exceptions=False) as c:
+    with TestClient(base_url="http://localhost", app=create_app(ExplodingBackend(tmp_path)), raise_server_exceptions=False) as c:
         resp = c.post("/v1/search", json={"text": "explode", "k": 2})
         assert_error(resp, 500, "internal_error", "RuntimeError")
         assert c.post("/v1/search", json={"text": "rain", "k": 1}).status_code == 200

@@ -19,7 +19,7 @@ class Calibrated(StandInBackend):
 
 
 def test_confidence_and_no_close_match(tmp_path):
-    client = TestClient(create_app(Calibrated(tmp_path)))
+    client = TestClient(base_url="http://localhost", app=create_app(Calibrated(tmp_path)))
     hit = client.post("/v1/search", json={"text": "a dog barks", "k": 3}).json()
     assert hit["no_close_match"] is False and hit["results"][0]["match"] is True
     assert 0 <= hit["results"][0]["confidence"] <= 1
@@ -29,6 +29,6 @@ def test_confidence_and_no_close_match(tmp_path):
 
 
 def test_uncalibrated_models_keep_plain_scores(tmp_path):
-    body = TestClient(create_app(StandInBackend(tmp_path))).post("/v1/search", json={"text": "rain"}).json()
+    body = TestClient(base_url="http://localhost", app=create_app(StandInBackend(tmp_path))).post("/v1/search", json={"text": "rain"}).json()
     assert body["no_close_match"] is False
     assert all(r["confidence"] is None for r in body["results"])

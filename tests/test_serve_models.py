@@ -87,7 +87,7 @@ def test_model_backend_search_and_audio(library, loaded):
     backend = loaded
     assert backend.sample_rate == 16000
     assert backend.info()["items"] == 5 and backend.info()["playable"] == 4
-    with TestClient(create_app(backend)) as client:
+    with TestClient(base_url="http://localhost", app=create_app(backend)) as client:
         body = client.post("/v1/search", json={"text": "a high pitched beep", "k": 5}).json()
         want = vectors @ embed_text(model, ["a high pitched beep"])[0]  # (5,) cosine
         ids = [f"tone/{int(hz)}" for hz in FREQS] + ["gone"]
@@ -138,7 +138,7 @@ def test_caption_matches_the_captioning_pipeline(loaded, captioner_folder, beam)
     backend = ModelBackend(loaded.clap, loaded.index, wiring.load_captioner(folder))
     assert backend.info()["captioner"] is True
     data = tone_bytes(660.0, seconds=3.0, sr=22050)
-    with TestClient(create_app(backend)) as client:
+    with TestClient(base_url="http://localhost", app=create_app(backend)) as client:
         resp = client.post("/v1/caption", params={"beam": beam},
                            files={"file": ("q.wav", data, "audio/wav")})
     assert resp.status_code == 200, resp.text
@@ -204,7 +204,7 @@ def test_serve_loads_clap_captioner_and_wsac(library, captioner_folder, wsac_fol
     for folder, vocab in (captioner_folder, wsac_folder):
         backend = ModelBackend.load(root / "clap", root / "index", folder)
         assert backend.info()["captioner"] is True
-        with TestClient(create_app(backend)) as client:
+        with TestClient(base_url="http://localhost", app=create_app(backend)) as client:
             resp = client.post("/v1/caption", params={"beam": beam},
                                files={"file": ("q.wav", data, "audio/wav")})
         assert resp.status_code == 200, resp.text

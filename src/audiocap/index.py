@@ -1,6 +1,6 @@
 """A persisted faiss index of L2-normalized embeddings, searched by inner product (= cosine).
 
-CLAP (Elizarov et al. 2023; Wu et al. 2023) embeds audio and text into one space where the
+CLAP (Elizalde et al., ICASSP 2023; Wu et al., ICASSP 2023) embeds audio and text into one space where the
 cosine similarity ranks matches, so searching a sound collection is maximum-inner-product
 search over unit vectors. :class:`VectorIndex` picks the faiss structure by size:
 
@@ -35,6 +35,8 @@ Persisted format (a folder; loading reads a faiss binary file and JSON, never a 
      "faiss_files": ["vectors-<token>-0.faiss", ...],  # faiss.write_index files beside it:
                                                # one, or one per pqfs shard (rows in order)
      "model": {...} | null,                    # which model built it (path, sha256, ...)
+     "source": "/abs/library/folder" | null,   # the folder the items' files lie in (the
+                                               # service streams nothing outside it)
      "items": [{"id": "...", "path": "...", "duration": 3.2,   # row i of the faiss index
                 "captions": ["..."], ...}, ...]}
 
@@ -159,6 +161,7 @@ class VectorIndex:
     kind: str
     params: IndexParams = field(default_factory=IndexParams)
     model: dict[str, Any] | None = None
+    source: str | None = None  # the library folder (real path) the items' files lie in
 
     @property
     def dim(self) -> int:
@@ -175,9 +178,13 @@ class VectorIndex:
         *,
         params: IndexParams | None = None,
         model: dict[str, Any] | None = None,
+        source: str | os.PathLike | None = None,
     ) -> "VectorIndex":
         """Index ``vectors`` (N, D), row i described by ``items[i]`` (needs a unique ``id``).
 
+        ``source`` is the library folder the items' files lie in (default: the deepest folder
+        holding every item ``path``, see :func:`library_root`); it is saved so that the service
+        can refuse to stream a file that an edited item or a swapped symlink points elsewhere.
         Rows are L2-normalized on the way in so inner product equals cosine similarity. Uses
         ``IndexFlatIP`` when N < ``params.exact_below``, else IVF-Flat, HNSW-Flat or PQ fast-scan
         with exact re-ranking, all with the inner-product metric (module docstring: the papers).
@@ -195,6 +202,7 @@ class VectorIndex:
             raise VectorIndexError(f"duplicate item id {dup!r}; ids must be unique")
         x = normalize_rows(vectors)  # (N, D)
         n, dim = x.shape
+        root = os.path.realpath(source) if source is not None else library_root(items)
         kind = "flat" if n < params.exact_below else params.kind
         if kind == "flat":
             index = faiss.IndexFlatIP(dim)
@@ -208,7 +216,7 @@ class VectorIndex:
             parts = [faiss.clone_index(template) for _ in range(shards)]
             for part, lo, hi in zip(parts, bounds[:-1], bounds[1:]):
                 part.add(x[lo:hi])
-            out = cls(_join(parts), [dict(it, id=i) for it, i in zip(items, ids)], kind, params, model)
+            out = cls(_join(parts), [dict(it, id=i) for it, i in zip(items, ids)], kind, params, model, root)
             out.set_search_params()
             return out
         elif kind == "hnsw":
@@ -217,7 +225,7 @@ class VectorIndex:
         else:
             raise VectorIndexError(f"unknown index kind {kind!r}; use 'ivf', 'hnsw' or 'pqfs'")
         index.add(x)
-        out = cls(index, [dict(it, id=i) for it, i in zip(items, ids)], kind, params, model)
+        out = cls(index, [dict(it, id=i) for it, i in zip(items, ids)], kind, params, model, root)
         out.set_search_params()
         return out
 
@@ -284,7 +292,7 @@ class VectorIndex:
         meta = {
             "format": FORMAT, "version": VERSION, "dim": self.dim, "count": len(self),
             "metric": "inner_product", "kind": self.kind, "params": asdict(self.params),
-            "faiss_files": names, "model": self.model, "items": self.items,
+            "faiss_files": names, "model": self.model, "source": self.source, "items": self.items,
         }
         atomic_write_json(folder / META_FILE, meta, indent=None)
         for old in folder.glob("vectors-*.faiss"):
@@ -326,9 +334,24 @@ class VectorIndex:
                               f"{META_FILE} ({meta['count']} x {meta['dim']}); rebuild the index")
         known = set(IndexParams.__dataclass_fields__)
         params = IndexParams(**{k: v for k, v in meta.get("params", {}).items() if k in known})
-        out = cls(index, meta["items"], meta["kind"], params, meta.get("model"))
+        source = meta.get("source")
+        out = cls(index, meta["items"], meta["kind"], params, meta.get("model"),
+                  source if isinstance(source, str) else None)
         out.set_search_params()
         return out
+
+
+def library_root(items: list[dict[str, Any]]) -> str | None:
+    """The deepest folder (real path) that holds every item's ``path``; None without paths.
+
+    Used as the index's ``source`` when the builder does not name the library folder. A root of
+    ``/`` (items scattered over the file system) is recorded as None: no folder to confine to.
+    """
+    folders = [os.path.dirname(os.path.realpath(str(it["path"]))) for it in items if it.get("path")]
+    if not folders:
+        return None
+    root = os.path.commonpath(folders)
+    return None if root == os.path.dirname(root) else root
 
 
 def _join(parts: list[Any]) -> Any:
@@ -350,4 +373,4 @@ def _parts(index: Any) -> list[Any]:
     return [index]
 
 
-__all__ = ["VectorIndexError", "IndexParams", "VectorIndex", "normalize_rows"]
+__all__ = ["VectorIndexError", "IndexParams", "VectorIndex", "library_root", "normalize_rows"]

@@ -60,16 +60,24 @@ def serve(
     max_duration: float = typer.Option(30.0, min=0.1, help="Longest accepted upload, in seconds."),
     workers: int = typer.Option(2, min=1, max=64, help="Threads for decoding and model calls."),
     device: str = typer.Option("cpu", help="Torch device for the models (cpu, cuda, cuda:1...)."),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Also answer requests for this Host "
+                                         "name (repeatable; e.g. the name a reverse proxy forwards; '*' = any). "
+                                         "By default only loopback names and --host are answered."),
+    library: list[Path] = typer.Option([], "--library", help="Folder whose audio files may be played "
+                                       "(repeatable; default: the folder the index was built from)."),
 ) -> None:
     """Serve the search/caption API and the web page (http://HOST:PORT/, API docs at /docs).
 
     Text queries and uploaded sounds are embedded with the CLAP model and ranked against the
     index; the page plays the hits (only files registered in the index are ever served) and
     captions dropped files when a captioner is given. Uploads are limited by --max-upload-mb
-    and --max-duration; model calls run in a bounded thread pool, one at a time.
+    and --max-duration; model calls run in a bounded thread pool, one at a time. Only audio
+    files inside the library folder are streamed, and only requests for the allowed Host names
+    are answered (a defence against DNS rebinding; see --allow-host).
     """
     model, captioner = default_serve_models(model, index, captioner)
-    for flag, path in (("--model", model), ("--index", index), ("--captioner", captioner)):
+    for flag, path in (("--model", model), ("--index", index), ("--captioner", captioner),
+                       *(("--library", p) for p in library)):
         if path is not None and not path.is_dir():
             raise fail(f"{flag} {path}: not found (expected a folder)")
 
@@ -81,7 +89,7 @@ def serve(
     try:
         with console.status("loading the CLAP model, the index and the captioner..."):
             backend = ModelBackend.load(model, index, captioner, max_duration=max_duration,
-                                        device=device)
+                                        device=device, library=library)
     except Exception as exc:  # any load failure is a user-facing error, not a traceback
         raise fail(f"could not load the models: {exc}") from None
     info = backend.info()
@@ -93,8 +101,13 @@ def serve(
     import uvicorn
 
     from audiocap.serve.app import create_app
+    from audiocap.serve.library import allowed_hosts
 
+    if not backend.library_roots:
+        console.print("[yellow]no library folder (the index records none): sounds will not play; "
+                      "pass --library FOLDER[/yellow]")
+    hosts = allowed_hosts(host, allow_host)
     web = create_app(backend, max_upload_bytes=int(max_upload_mb * 1e6), max_duration=max_duration,
-                     workers=workers)
+                     workers=workers, allowed_hosts=hosts)
     console.print(f"open http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(web, host=host, port=port, log_level="info")

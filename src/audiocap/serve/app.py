@@ -5,12 +5,14 @@ Routes (all errors are JSON ``{"error": code, "detail": message}`` with a 4xx/5x
 - ``POST /v1/search``        JSON ``{"text", "k"}`` -> top-k index items with cosine scores
 - ``POST /v1/search/audio``  multipart ``file`` -> the k items most similar to the upload
 - ``POST /v1/caption``       multipart ``file`` (+ ``?beam=``) -> captions, best first
-- ``GET  /v1/audio/{id}``    the audio file of a registered index item (Range requests work)
+- ``GET  /v1/audio/{id}``    the audio file of a registered index item (Range requests work),
+                             only if it is audio inside the library folder (serve/library.py)
 - ``GET  /v1/info``, ``GET /healthz``, ``GET /`` (the page), ``/docs``, ``/openapi.json``
 
 Model calls and decoding run in a bounded thread pool, never on the event loop; a backend that
 is not thread-safe is called under one lock. When more than ``max_pending`` model jobs are
-waiting the service answers 503 instead of queueing without bound.
+waiting the service answers 503 instead of queueing without bound. Requests whose Host header
+is not an allowed name get 421 (DNS rebinding; :class:`audiocap.serve.library.HostGuard`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterable, TypeVar
 from urllib.parse import quote
 
 from fastapi import FastAPI, Query, Request
@@ -34,6 +36,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audiocap.serve.backend import Backend, CaptionerMissing, Hit
+from audiocap.serve.library import LOOPBACK_HOSTS, HostGuard, library_file
 from audiocap.serve.uploads import ApiError, decode_upload, read_upload
 
 T = TypeVar("T")
@@ -110,12 +113,14 @@ class ModelRunner:
 
 def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
                max_duration: float | None = 30.0, max_k: int = 100, max_beam: int = 10,
-               workers: int = 2, max_pending: int = 64) -> FastAPI:
+               workers: int = 2, max_pending: int = 64,
+               allowed_hosts: Iterable[str] | None = None) -> FastAPI:
     """Build the FastAPI app around ``backend`` with the given limits.
 
     ``max_upload_bytes`` bounds an uploaded file, ``max_duration`` (seconds) the audio in it
     (the stricter of this and the backend's own limit applies); ``workers`` threads run decoding
-    and model calls; ``max_pending`` waiting jobs trigger 503s.
+    and model calls; ``max_pending`` waiting jobs trigger 503s. ``allowed_hosts`` are the Host
+    header names answered (default: the loopback names; ``"*"`` answers any).
     """
     limits = [d for d in (max_duration, getattr(backend, "max_duration", None)) if d is not None]
     duration_limit = min(limits) if limits else None
@@ -130,6 +135,11 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
                   description="Search a sound library with text or audio (CLAP), caption sounds, "
                   "and stream the library's audio. Errors are JSON: {error, detail}.")
     app.state.backend, app.state.runner = backend, runner
+    app.add_middleware(HostGuard, names=list(allowed_hosts) if allowed_hosts is not None else LOOPBACK_HOSTS)
+
+    def playable(item_id: str, *, sniff: bool) -> Path | None:
+        return library_file(backend.audio_path(item_id), getattr(backend, "library_roots", None),
+                            sniff=sniff)
 
     @app.exception_handler(ApiError)
     async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
@@ -154,7 +164,7 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
         return [HitOut(id=h.id, score=round(float(h.score), 6), caption=h.caption,
                        confidence=getattr(h, "confidence", None), match=getattr(h, "match", None),
                        audio_url=f"/v1/audio/{quote(h.id, safe='')}"
-                       if backend.audio_path(h.id) is not None else None) for h in hits]
+                       if playable(h.id, sniff=False) is not None else None) for h in hits]
 
     def no_match(hits: list[Hit]) -> bool:
         calibrated = [h for h in hits if getattr(h, "confidence", None) is not None]
@@ -206,8 +216,9 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
     @app.get("/v1/audio/{item_id:path}", tags=["audio"],
              responses={200: {"content": {t: {} for t in sorted(set(AUDIO_TYPES.values()))}}})
     async def audio(item_id: str) -> FileResponse:
-        """Stream the audio of a registered index item (the id is looked up, never joined to a path)."""
-        path = backend.audio_path(item_id)
+        """Stream the audio of a registered index item (the id is looked up, never joined to a path;
+        the file must be audio inside the library folder, checked now, symlinks resolved)."""
+        path = await runner.run(partial(playable, item_id, sniff=True), model=False)
         if path is None:
             raise ApiError(404, "unknown_id", f"no playable item with id {item_id[:200]!r}")
         media = AUDIO_TYPES.get(Path(path).suffix.lower()) or mimetypes.guess_type(str(path))[0]

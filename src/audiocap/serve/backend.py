@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -38,7 +38,8 @@ class Backend(Protocol):
     ``sample_rate`` is the rate ``search_audio`` and ``caption`` expect their mono float32
     waveforms (N,) at; ``max_duration`` (seconds, or None) is the longest input the models
     accept. ``audio_path`` answers only for ids registered in the index (a dict lookup, never a
-    path built from the id). ``caption`` returns captions best first (one, or a beam's n-best)
+    path built from the id); the app streams that path only if it lies in one of
+    ``library_roots`` (:func:`audiocap.serve.library.library_file`; no roots: nothing is played). ``caption`` returns captions best first (one, or a beam's n-best)
     and raises :class:`CaptionerMissing` when no captioner was loaded. ``thread_safe`` False makes
     the app serialize model calls behind one lock.
     """
@@ -46,6 +47,7 @@ class Backend(Protocol):
     sample_rate: int
     max_duration: float | None
     thread_safe: bool
+    library_roots: list[Path]
 
     def search_text(self, text: str, k: int) -> list[Hit]: ...
 
@@ -74,24 +76,32 @@ class ModelBackend:
     thread_safe = False
 
     def __init__(self, clap, index, captioner=None, *, clap_path: str = "", index_path: str = "",
-                 captioner_path: str = "", max_duration: float | None = None) -> None:
+                 captioner_path: str = "", max_duration: float | None = None,
+                 library: Sequence[str | Path] = ()) -> None:
+        from audiocap.serve.library import library_roots
+
         self.clap, self.index, self.captioner = clap, index, captioner
         self.sample_rate = int(clap.sample_rate)
         self.max_duration = max_duration
         self._paths = {"model": clap_path, "index": index_path, "captioner": captioner_path}
+        self.library_roots = library_roots(index_path or None, index, library)
         self._files: dict[str, Path] = _registered_files(index)
 
     @classmethod
     def load(cls, model: Path, index: Path, captioner: Path | None = None, *,
-             max_duration: float | None = None, device: str = "cpu") -> "ModelBackend":
-        """Load a CLAP checkpoint folder, an index folder and optionally a captioner folder."""
+             max_duration: float | None = None, device: str = "cpu",
+             library: Sequence[str | Path] = ()) -> "ModelBackend":
+        """Load a CLAP checkpoint folder, an index folder and optionally a captioner folder.
+
+        ``library`` folders replace the index's recorded source folder as the only places
+        audio is streamed from."""
         from audiocap.serve import wiring
 
         clap = wiring.load_clap_model(model, device=device)
         idx = wiring.load_index(index)
         cap = wiring.load_captioner(captioner, device=device) if captioner else None
         return cls(clap, idx, cap, clap_path=str(model), index_path=str(index),
-                   captioner_path=str(captioner or ""), max_duration=max_duration)
+                   captioner_path=str(captioner or ""), max_duration=max_duration, library=library)
 
     def search_text(self, text: str, k: int) -> list[Hit]:
         from audiocap.serve import wiring
@@ -116,10 +126,13 @@ class ModelBackend:
         return self._files.get(item_id)
 
     def info(self) -> dict:
+        from audiocap.serve.library import library_file
+
         return {
             "backend": "models",
             "items": len(self.index),
-            "playable": len(self._files),
+            "playable": sum(library_file(p, self.library_roots, sniff=False) is not None
+                            for p in self._files.values()),
             "sample_rate": self.sample_rate,
             "captioner": self.captioner is not None,
             **{f"{k}_path": v for k, v in self._paths.items()},
@@ -133,14 +146,8 @@ class ModelBackend:
 
 
 def _registered_files(index) -> dict[str, Path]:
-    """Map item id -> absolute audio file for index items whose file exists (resolved once)."""
+    """Map item id -> the audio path the index records (checked on every request, not here:
+    :func:`audiocap.serve.library.library_file`)."""
     from audiocap.serve import wiring
 
-    files: dict[str, Path] = {}
-    for item_id, path in wiring.index_items(index):
-        if path is None:
-            continue
-        p = Path(path).resolve()
-        if p.is_file():
-            files[str(item_id)] = p
-    return files
+    return {str(item_id): Path(path) for item_id, path in wiring.index_items(index) if path}
