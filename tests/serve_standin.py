@@ -36,6 +36,9 @@ LIBRARY = [
     ("waves", "ocean waves crashing on the shore", 880.0, ".wav"),
 ]
 
+TAGS = {"rain/roof-01": ["rain", "roof"], "dog-bark": ["dog", "animal"],
+        "birds_morning": ["birds", "animal"]}
+
 
 def words(text: str) -> list[str]:
     return re.findall(r"[a-z]+", text.lower())
@@ -144,6 +147,12 @@ class StandInBackend:
 
     def audio_path(self, item_id: str) -> Path | None:
         return self.files.get(item_id)
+
+    def items(self) -> list[dict]:
+        """Index-like item records: 1-s durations, tags and a license on some items."""
+        return [{"id": item_id, "duration": 1.0, "captions": [cap], "tags": TAGS.get(item_id, []),
+                 **({"license": "CC0-1.0", "source": "stand-in recordings"} if item_id in TAGS else {})}
+                for item_id, cap, _, _ in LIBRARY]
 
     def info(self) -> dict:
         return {"backend": "stand-in (deterministic, not a model)", "items": len(LIBRARY),

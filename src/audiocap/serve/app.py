@@ -2,9 +2,13 @@
 
 Routes (all errors are JSON ``{"error": code, "detail": message}`` with a 4xx/5xx status):
 
-- ``POST /v1/search``        JSON ``{"text", "k"}`` -> top-k index items with cosine scores
+- ``POST /v1/search``        JSON ``{"text", "k", "offset"}`` -> top-k index items with cosine scores
 - ``POST /v1/search/audio``  multipart ``file`` -> the k items most similar to the upload
-- ``POST /v1/caption``       multipart ``file`` (+ ``?beam=``) -> captions, best first
+- ``POST /v1/search/similar`` JSON ``{"id", "k", "offset"}`` -> "more like this" item
+- ``POST /v1/caption``       multipart ``file`` (+ ``?beam=``) -> captions, best first; audio
+                             over ``per_window_above`` seconds gets one caption per window
+- ``GET  /v1/library``       example queries and tags from the library's own items
+- ``GET  /v1/waveform/{id}`` an SVG waveform thumbnail of an item (serve/catalog.py)
 - ``GET  /v1/audio/{id}``    the audio file of a registered index item (Range requests work),
                              only if it is audio inside the library folder (serve/library.py)
 - ``GET  /v1/info``, ``GET /healthz``, ``GET /`` (the page), ``/docs``, ``/openapi.json``
@@ -36,6 +40,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audiocap.serve.backend import Backend, CaptionerMissing, Hit
+from audiocap.serve.catalog import add_catalog_routes, item_facts
 from audiocap.serve.library import LOOPBACK_HOSTS, HostGuard, library_file
 from audiocap.serve.uploads import ApiError, decode_upload, read_upload
 
@@ -58,6 +63,7 @@ class SearchRequest(BaseModel):
 
     text: str = Field(..., min_length=1, max_length=1000, description="What the sound is like")
     k: int = Field(10, ge=1, le=100, description="How many results")
+    offset: int = Field(0, ge=0, le=10_000, description="Skip this many results (paging)")
 
 
 class HitOut(BaseModel):
@@ -68,21 +74,36 @@ class HitOut(BaseModel):
                                      "matches the query; absent for uncalibrated models")
     match: bool | None = Field(None, description="Whether the item counts as a match (calibrated models)")
     audio_url: str | None = Field(None, description="Where to stream the item's audio, if playable")
+    waveform_url: str | None = Field(None, description="An SVG waveform thumbnail, if playable")
+    duration: float | None = Field(None, description="Seconds, as recorded in the index")
+    tags: list[str] = Field(default_factory=list, description="The item's tags from the index")
+    license: str | None = Field(None, description="The item's license, if the index has one")
+    attribution: str | None = Field(None, description="Author or source, if the index has one")
 
 
 class SearchResponse(BaseModel):
     query: str
     k: int
+    offset: int = 0
     results: list[HitOut]
     no_close_match: bool = Field(False, description="True when the model is calibrated and no result "
                                  "matches: the results are only the closest sounds")
+
+
+class CaptionWindow(BaseModel):
+    start: float = Field(..., description="Seconds from the start of the upload")
+    end: float
+    caption: str
 
 
 class CaptionResponse(BaseModel):
     filename: str
     duration: float = Field(..., description="Seconds of audio received")
     beam: int
-    captions: list[str] = Field(..., description="Best first")
+    captions: list[str] = Field(..., description="Best first; for audio with windows, the best "
+                                "caption of each window in time order")
+    windows: list[CaptionWindow] | None = Field(None, description="For audio over the server's "
+                                                "per_window_above seconds: one caption per window")
 
 
 class ModelRunner:
@@ -114,13 +135,16 @@ class ModelRunner:
 def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
                max_duration: float | None = 30.0, max_k: int = 100, max_beam: int = 10,
                workers: int = 2, max_pending: int = 64,
-               allowed_hosts: Iterable[str] | None = None) -> FastAPI:
+               allowed_hosts: Iterable[str] | None = None,
+               per_window_above: float = 30.0) -> FastAPI:
     """Build the FastAPI app around ``backend`` with the given limits.
 
     ``max_upload_bytes`` bounds an uploaded file, ``max_duration`` (seconds) the audio in it
     (the stricter of this and the backend's own limit applies); ``workers`` threads run decoding
     and model calls; ``max_pending`` waiting jobs trigger 503s. ``allowed_hosts`` are the Host
-    header names answered (default: the loopback names; ``"*"`` answers any).
+    header names answered (default: the loopback names; ``"*"`` answers any). Uploads longer
+    than ``per_window_above`` seconds are captioned window by window (the captioner's clip
+    length, ``backend.caption_window`` or 10 s).
     """
     limits = [d for d in (max_duration, getattr(backend, "max_duration", None)) if d is not None]
     duration_limit = min(limits) if limits else None
@@ -161,10 +185,16 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
                       "request (it keeps serving others); see the server log")
 
     def hits_out(hits: list[Hit]) -> list[HitOut]:
-        return [HitOut(id=h.id, score=round(float(h.score), 6), caption=h.caption,
-                       confidence=getattr(h, "confidence", None), match=getattr(h, "match", None),
-                       audio_url=f"/v1/audio/{quote(h.id, safe='')}"
-                       if playable(h.id, sniff=False) is not None else None) for h in hits]
+        out = []
+        for h in hits:
+            url = quote(h.id, safe="")
+            live = playable(h.id, sniff=False) is not None
+            out.append(HitOut(id=h.id, score=round(float(h.score), 6), caption=h.caption,
+                              confidence=getattr(h, "confidence", None), match=getattr(h, "match", None),
+                              audio_url=f"/v1/audio/{url}" if live else None,
+                              waveform_url=f"/v1/waveform/{url}" if live else None,
+                              **item_facts(app.state.catalog.get(h.id))))
+        return out
 
     def no_match(hits: list[Hit]) -> bool:
         calibrated = [h for h in hits if getattr(h, "confidence", None) is not None]
@@ -184,8 +214,13 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
             raise ApiError(422, "empty_query", "text is blank; describe the sound you want")
         if body.k > max_k:
             raise ApiError(422, "k_too_large", f"k={body.k} exceeds this server's limit {max_k}")
-        hits = await runner.run(backend.search_text, text, body.k)
-        return SearchResponse(query=text, k=body.k, results=hits_out(hits), no_close_match=no_match(hits))
+        if body.offset + body.k > max_k:
+            raise ApiError(422, "k_too_large", f"results {body.offset + 1}-{body.offset + body.k} "
+                           f"are past this server's limit of {max_k} results")
+        hits = await runner.run(backend.search_text, text, body.offset + body.k)
+        hits = hits[body.offset:]
+        return SearchResponse(query=text, k=body.k, offset=body.offset, results=hits_out(hits),
+                              no_close_match=no_match(hits))
 
     @app.post("/v1/search/audio", response_model=SearchResponse, tags=["search"],
               openapi_extra=UPLOAD_BODY)
@@ -207,12 +242,18 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
         """Describe an uploaded sound in words (beam search; captions best first)."""
         upload, wave, seconds = await decoded(request)
         try:
+            if seconds > per_window_above:
+                spans = await runner.run(partial(caption_windows, backend, wave, beam))
+                return CaptionResponse(filename=upload.filename, duration=round(seconds, 3), beam=beam,
+                                       captions=[c for _, _, c in spans],
+                                       windows=[CaptionWindow(start=a, end=b, caption=c) for a, b, c in spans])
             captions = await runner.run(backend.caption, wave, beam)
         except CaptionerMissing as exc:
             raise ApiError(503, "no_captioner", str(exc)) from None
         return CaptionResponse(filename=upload.filename, duration=round(seconds, 3), beam=beam,
                                captions=list(captions))
 
+    @app.head("/v1/audio/{item_id:path}", include_in_schema=False)  # headers only, like GET
     @app.get("/v1/audio/{item_id:path}", tags=["audio"],
              responses={200: {"content": {t: {} for t in sorted(set(AUDIO_TYPES.values()))}}})
     async def audio(item_id: str) -> FileResponse:
@@ -231,7 +272,9 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
     async def info() -> dict:
         """What is loaded and the limits in force."""
         return {**backend.info(), "max_upload_bytes": max_upload_bytes,
-                "max_duration": duration_limit, "max_k": max_k, "max_beam": max_beam}
+                "max_duration": duration_limit, "max_k": max_k, "max_beam": max_beam,
+                "per_window_above": per_window_above,
+                "caption_window": float(getattr(backend, "caption_window", None) or 10.0)}
 
     @app.get("/healthz", tags=["meta"])
     async def healthz() -> dict:
@@ -254,9 +297,26 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
                                    swagger_css_url="/swagger-ui/swagger-ui.css",
                                    swagger_favicon_url="/swagger-ui/favicon-32x32.png")
 
+    app.state.catalog = {}
+    add_catalog_routes(app, backend, runner.run, api_error=ApiError, max_k=max_k, hits_out=hits_out,
+                       response_model=SearchResponse, no_match=no_match,
+                       playable=lambda item_id: playable(item_id, sniff=True))
     app.mount("/swagger-ui", StaticFiles(directory=str(_swagger_ui_assets())), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app
+
+
+def caption_windows(backend: Backend, wave, beam: int) -> list[tuple[float, float, str]]:
+    """Best caption of each back-to-back window of ``wave`` (the captioner's clip length, the last
+    window shorter): ``[(start s, end s, caption), ...]``. Runs under the model lock."""
+    sr = int(backend.sample_rate)
+    step = int(round(float(getattr(backend, "caption_window", None) or 10.0) * sr))
+    starts = list(range(0, len(wave), step))
+    if len(starts) > 1 and len(wave) - starts[-1] < sr // 2:
+        starts.pop()  # a tail under half a second joins the window before it
+    ends = starts[1:] + [len(wave)]
+    return [(round(a / sr, 3), round(b / sr, 3), backend.caption(wave[a:b], beam)[0])
+            for a, b in zip(starts, ends)]
 
 
 def _swagger_ui_assets() -> Path:

@@ -125,6 +125,17 @@ class ModelBackend:
     def audio_path(self, item_id: str) -> Path | None:
         return self._files.get(item_id)
 
+    def items(self) -> list[dict]:
+        """The index's item records (id, duration, captions, tags, license... as built), read-only:
+        the page's durations, tags and example queries (:mod:`audiocap.serve.catalog`)."""
+        return list(self.index.items)
+
+    @property
+    def caption_window(self) -> float:
+        """Seconds per window when a long upload is captioned window by window (the captioner's
+        training clip length)."""
+        return float(getattr(self.captioner, "window", None) or 10.0)
+
     def info(self) -> dict:
         from audiocap.serve.library import library_file
 

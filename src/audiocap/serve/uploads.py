@@ -153,8 +153,8 @@ def decode_upload(upload: Upload, *, sr: int, max_duration: float | None) -> tup
         raise ApiError(422, "bad_audio", _clean(str(exc))) from None
     if max_duration is not None and meta.duration > max_duration + 1e-6:
         raise ApiError(413, "too_long",
-                       f"{upload.filename}: audio is {meta.duration:.2f} s long; the limit is "
-                       f"{max_duration:.2f} s (trim it or raise --max-duration)")
+                       f"{upload.filename} is {meta.duration:.2f} s long; this server accepts "
+                       f"recordings up to {max_duration:.2f} s. Trim it or choose a shorter part")
     try:
         wave = load_audio(upload.data, sr=sr, max_duration=max_duration, name=upload.filename)
     except AudioError as exc:
