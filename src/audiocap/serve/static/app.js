@@ -1,24 +1,58 @@
-// audiocap page: text search, drop-a-file captioning, similar-sound search. No build step.
+// audiocap page: text search, "more like this", drop-a-file captioning and similar sounds.
+// No build step and nothing fetched from elsewhere: everything comes from this server.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-let limits = { max_upload_bytes: null, max_duration: null, captioner: true };
+let info = { max_upload_bytes: null, max_duration: null, captioner: true, max_k: 100 };
 let previewUrl = null;
+let lastFile = null;
+let current = null;   // what the results panel shows: {kind: "text"|"like"|"upload", ...}
+let captionRun = 0;   // ignore answers of superseded uploads
+let resultsRun = 0;
+let playable = false; // whether the browser can play the last upload
+const FILE_ERRORS = ["unsupported_media_type", "bad_audio", "too_long", "too_large", "empty_file"];
+
+// Show the upload (name + player) once the server accepted it for captioning or search.
+function showUpload() {
+  $("caption-output").hidden = false;
+  $("caption-audio").hidden = !playable;
+}
+
+// ------------------------------------------------------------------ talking to the server
+
+class ApiFailure extends Error {
+  constructor(message, status, code) { super(message); this.status = status; this.code = code; }
+}
 
 async function api(url, options) {
   let response;
   try {
     response = await fetch(url, options);
-  } catch (err) {
-    throw new Error("cannot reach the server (" + err.message + ")");
+  } catch (_) {
+    throw new ApiFailure("The server did not answer. Check that audiocap serve is still " +
+      "running, then try again.", 0, "unreachable");
   }
   let body = null;
   try { body = await response.json(); } catch (_) { /* not JSON */ }
   if (!response.ok) {
-    const detail = body && body.detail ? body.detail : response.statusText;
-    throw new Error(detail + " (HTTP " + response.status + ")");
+    const code = body && body.error ? body.error : "error";
+    throw new ApiFailure(body && body.detail ? String(body.detail) : "", response.status, code);
   }
   return body;
+}
+
+// A sentence a user can act on; never an HTTP status code.
+function explain(err, doing) {
+  if (!(err instanceof ApiFailure)) return "Something went wrong while " + doing + ": " + err.message;
+  if (err.code === "unreachable") return err.message;
+  if (err.code === "busy") return "The server is busy with other requests; try again in a moment.";
+  if (err.code === "no_captioner") return "This server has no captioner, so it cannot describe recordings.";
+  if (err.status >= 500 || !err.message) {
+    return "The server failed while " + doing + ". Try again; if it keeps failing, the server's " +
+      "log says why.";
+  }
+  let text = err.message.replace(/\s*\(HTTP \d+\)/g, "");
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function setStatus(el, text, kind) {
@@ -26,178 +60,483 @@ function setStatus(el, text, kind) {
   el.className = "status" + (kind ? " " + kind : "");
 }
 
+function clock(seconds) {
+  if (seconds === null || seconds === undefined || !isFinite(seconds)) return "";
+  const s = Math.max(0, Math.round(seconds));
+  const m = Math.floor(s / 60);
+  return m + ":" + String(s % 60).padStart(2, "0");
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// ------------------------------------------------------------------ results
+
 // Calibrated models give each hit a confidence (0-1) and a match flag; older ones only a cosine.
 function scoreText(hit) {
   if (hit.confidence !== null && hit.confidence !== undefined) {
-    return { text: Math.round(hit.confidence * 100) + "%", value: hit.confidence,
+    return { text: Math.round(hit.confidence * 100) + "% match", value: hit.confidence,
       title: "confidence that this sound matches (calibrated)" };
   }
   if (hit.score <= 0) return { text: "no similarity", value: 0, title: "cosine similarity at or below 0" };
   return { text: hit.score.toFixed(3), value: Math.min(1, hit.score), title: "cosine similarity" };
 }
 
-function renderHits(list, hits, noCloseMatch) {
-  list.replaceChildren();
-  const notice = list.previousElementSibling;
-  if (notice && notice.classList.contains("no-match")) notice.remove();
-  if (noCloseMatch) {
-    const p = document.createElement("p");
-    p.className = "no-match";
-    p.setAttribute("role", "status");
-    p.textContent = "No close match in this library. The closest sounds:";
-    list.before(p);
+function fileName(id) {
+  const parts = String(id).split("/");
+  return parts[parts.length - 1] || String(id);
+}
+
+function hitCard(hit, rank, closest) {
+  const li = el("li", "hit" + (closest ? " closest" : ""));
+  li.dataset.id = hit.id;
+
+  const head = el("div", "hit-head");
+  head.append(el("span", "rank", "#" + rank), el("span", "hit-title", hit.id));
+  const shown = scoreText(hit);
+  const score = el("span", "score", shown.text);
+  score.title = shown.title;
+  head.append(score);
+  li.append(head);
+
+  const bar = el("div", "bar");
+  bar.setAttribute("aria-hidden", "true");
+  const fill = el("span");
+  fill.style.width = Math.max(0, Math.min(1, shown.value)) * 100 + "%";
+  bar.append(fill);
+  li.append(bar);
+
+  if (hit.waveform_url) {
+    const img = el("img", "thumb");
+    img.src = hit.waveform_url;
+    img.alt = "";
+    img.loading = "lazy";
+    img.width = 240;
+    img.height = 48;
+    img.addEventListener("error", () => img.remove());
+    li.append(img);
   }
-  hits.forEach((hit, rank) => {
-    const li = document.createElement("li");
-    li.className = "hit" + (noCloseMatch ? " closest" : "");
+  if (hit.caption) {
+    const cap = el("p", "reference");
+    cap.append(el("span", "label", "Reference caption: "), document.createTextNode(hit.caption));
+    cap.title = "the caption this sound came with in its dataset (not a model's output)";
+    li.append(cap);
+  }
+  const facts = [];
+  if (hit.duration !== null && hit.duration !== undefined) facts.push(clock(hit.duration));
+  if (hit.license) facts.push("License: " + hit.license);
+  if (hit.attribution) facts.push("Source: " + hit.attribution);
+  if (facts.length) li.append(el("p", "meta facts", facts.join(" · ")));
+  if (hit.tags && hit.tags.length) {
+    const tags = el("div", "chips small");
+    hit.tags.forEach((t) => tags.append(chip(t, () => searchFor(t))));
+    li.append(tags);
+  }
+  if (hit.audio_url) {
+    const audio = el("audio");
+    audio.controls = true;
+    audio.preload = "metadata";  // shows the length, not 0:00
+    audio.src = hit.audio_url;
+    audio.setAttribute("aria-label", "Play " + (hit.caption || hit.id));
+    li.append(audio);
+  }
+  const actions = el("div", "actions");
+  if (hit.audio_url) {
+    const dl = el("a", "download", "Download");
+    dl.href = hit.audio_url;
+    dl.setAttribute("download", fileName(hit.id));
+    actions.append(dl);
+    const more = el("button", "more-like", "More like this");
+    more.type = "button";
+    more.addEventListener("click", () => go({ kind: "like", id: hit.id, k: pageSize(), page: 1 }));
+    actions.append(more);
+  }
+  if (actions.childElementCount) li.append(actions);
+  return li;
+}
 
-    const head = document.createElement("div");
-    head.className = "hit-head";
-    const title = document.createElement("span");
-    title.className = "hit-title";
-    title.textContent = hit.id;
-    const shown = scoreText(hit);
-    const score = document.createElement("span");
-    score.className = "score";
-    score.textContent = shown.text;
-    score.title = shown.title;
-    head.append(title, score);
+function chip(text, onClick) {
+  const b = el("button", "chip", text);
+  b.type = "button";
+  b.addEventListener("click", onClick);
+  return b;
+}
 
-    const bar = document.createElement("div");
-    bar.className = "bar";
-    bar.setAttribute("aria-hidden", "true");
-    const fill = document.createElement("span");
-    fill.style.width = Math.max(0, Math.min(1, shown.value)) * 100 + "%";
-    bar.append(fill);
+function clearResults() {
+  $("results").replaceChildren();
+  $("no-match").hidden = true;
+  $("pager").hidden = true;
+}
 
-    const id = document.createElement("p");
-    id.className = "meta";
-    id.textContent = "#" + (rank + 1);
-    li.append(head, bar);
-    if (hit.caption) {
-      const cap = document.createElement("p");
-      cap.className = "reference";
-      cap.textContent = "Reference caption: " + hit.caption;
-      li.append(cap);
-    }
-    li.append(id);
-    if (hit.audio_url) {
-      const audio = document.createElement("audio");
-      audio.controls = true;
-      audio.preload = "none";
-      audio.src = hit.audio_url;
-      audio.setAttribute("aria-label", "Play " + (hit.caption || hit.id));
-      li.append(audio);
-    }
+function showResults(body, state) {
+  const list = $("results");
+  list.replaceChildren();
+  const offset = (state.page - 1) * state.k;
+  $("no-match").hidden = !body.no_close_match;
+  body.results.forEach((hit, i) => list.append(hitCard(hit, offset + i + 1, body.no_close_match)));
+  const pager = $("pager");
+  const more = body.results.length === state.k && offset + 2 * state.k <= (info.max_k || 100);
+  pager.hidden = state.kind === "upload" || (state.page === 1 && !more);
+  $("prev-page").disabled = state.page <= 1;
+  $("next-page").disabled = !more;
+  $("page-info").textContent = body.results.length
+    ? "Results " + (offset + 1) + "–" + (offset + body.results.length) : "No more results";
+}
+
+function pageSize() { return parseInt($("search-k").value, 10) || 10; }
+
+// ------------------------------------------------------------------ state in the URL
+
+function stateFromUrl() {
+  const p = new URLSearchParams(location.search);
+  const k = [5, 10, 20].includes(parseInt(p.get("k"), 10)) ? parseInt(p.get("k"), 10) : 10;
+  const page = Math.max(1, parseInt(p.get("page"), 10) || 1);
+  if (p.get("q")) return { kind: "text", text: p.get("q"), k: k, page: page };
+  if (p.get("like")) return { kind: "like", id: p.get("like"), k: k, page: page };
+  return null;
+}
+
+function urlFor(state) {
+  const p = new URLSearchParams();
+  if (state.kind === "text") p.set("q", state.text);
+  if (state.kind === "like") p.set("like", state.id);
+  if (state.k !== 10) p.set("k", String(state.k));
+  if (state.page > 1) p.set("page", String(state.page));
+  const qs = p.toString();
+  return location.pathname + (qs ? "?" + qs : "");
+}
+
+// Run a text / more-like-this search and record it in the history (bookmark, share, back).
+function go(state, { push = true } = {}) {
+  if (push) {
+    const url = urlFor(state);
+    if (url !== location.pathname + location.search) history.pushState(null, "", url);
+  }
+  return run(state);
+}
+
+async function run(state) {
+  current = state;
+  const ticket = ++resultsRun;
+  const status = $("results-status");
+  const heading = $("results-heading");
+  $("search-k").value = String(state.k);
+  let url, payload;
+  const offset = (state.page - 1) * state.k;
+  if (state.kind === "text") {
+    $("search-text").value = state.text;
+    heading.textContent = "Sounds matching “" + state.text + "”";
+    url = "/v1/search";
+    payload = { text: state.text, k: state.k, offset: offset };
+  } else {
+    heading.textContent = "More like “" + state.id + "”";
+    url = "/v1/search/similar";
+    payload = { id: state.id, k: state.k, offset: offset };
+  }
+  setStatus(status, "Searching…", "busy");
+  $("search-button").disabled = true;
+  try {
+    const body = await api(url, { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(payload) });
+    if (ticket !== resultsRun) return;
+    showResults(body, state);
+    const n = body.results.length;
+    setStatus(status, n ? (n === 1 ? "1 result" : n + " results") + (state.page > 1 ? " on page " + state.page : "")
+      : "No results on this page.", "ok");
+  } catch (err) {
+    if (ticket !== resultsRun) return;
+    clearResults();
+    setStatus(status, explain(err, "searching"), "error");
+  } finally {
+    if (ticket === resultsRun) $("search-button").disabled = false;
+  }
+}
+
+function searchFor(text) {
+  $("search-text").value = text;
+  go({ kind: "text", text: text, k: pageSize(), page: 1 });
+  $("results-panel").scrollIntoView({ block: "start" });
+}
+
+function submitSearch(event) {
+  event.preventDefault();
+  const text = $("search-text").value.trim();
+  if (!text) {
+    setStatus($("results-status"), "Type a description of the sound first.", "error");
+    $("search-text").focus();
+    return;
+  }
+  go({ kind: "text", text: text, k: pageSize(), page: 1 });
+}
+
+function turnPage(delta) {
+  if (!current || current.kind === "upload") return;
+  go(Object.assign({}, current, { page: Math.max(1, current.page + delta) }));
+}
+
+// ------------------------------------------------------------------ uploads
+
+// Duration of a local file read by the browser (null when it cannot tell, e.g. AIFF).
+function localDuration(url) {
+  return new Promise((resolve) => {
+    const probe = new Audio();
+    const done = (v) => { clearTimeout(timer); probe.removeAttribute("src"); resolve(v); };
+    const timer = setTimeout(() => done(null), 4000);
+    probe.preload = "metadata";
+    probe.addEventListener("loadedmetadata", () => done(isFinite(probe.duration) ? probe.duration : null));
+    probe.addEventListener("error", () => done(null));
+    probe.src = url;
+  });
+}
+
+function tooBig(file) {
+  if (info.max_upload_bytes && file.size > info.max_upload_bytes) {
+    return "“" + file.name + "” is " + (file.size / 1e6).toFixed(1) + " MB; this server accepts " +
+      "files up to " + (info.max_upload_bytes / 1e6).toFixed(0) + " MB. Save a shorter part, or " +
+      "export it compressed (FLAC, Ogg or MP3), then drop it again.";
+  }
+  return null;
+}
+
+function tooLong(file, seconds) {
+  if (info.max_duration && seconds !== null && seconds > info.max_duration + 0.05) {
+    return "“" + file.name + "” is " + clock(seconds) + " long; this server accepts recordings up " +
+      "to " + clock(info.max_duration) + ". Trim it in an audio editor (for example Audacity) or " +
+      "choose a shorter part, then drop it again.";
+  }
+  return null;
+}
+
+function resetCaption() {
+  $("captions").replaceChildren();
+  $("windows").replaceChildren();
+  $("windows").hidden = true;
+  $("captions").hidden = false;
+  $("caption-block").hidden = true;
+}
+
+async function handleFile(file) {
+  if (!file) return;
+  const ticket = ++captionRun;
+  const status = $("caption-status");
+  const out = $("caption-output");
+  const player = $("caption-audio");
+  lastFile = null;
+  resetCaption();
+  out.hidden = true;
+  player.hidden = true;
+  const big = tooBig(file);
+  if (big) { setStatus(status, big, "error"); return; }
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = URL.createObjectURL(file);
+  const seconds = await localDuration(previewUrl);
+  if (ticket !== captionRun) return;
+  const long = tooLong(file, seconds);
+  if (long) { setStatus(status, long, "error"); return; }
+
+  lastFile = file;
+  $("caption-file").textContent = file.name + (seconds ? " (" + clock(seconds) + ")" : "");
+  player.src = previewUrl;
+  playable = seconds !== null;  // the browser can play it: else no dead player on screen
+  setStatus(status, info.captioner ? "Listening to " + file.name + "…" : "", info.captioner ? "busy" : "");
+
+  const similar = findSimilar(file);
+  if (info.captioner) await captionFile(file, ticket);
+  await similar;
+}
+
+function form(file) {
+  const f = new FormData();
+  f.append("file", file, file.name);
+  return f;
+}
+
+async function captionFile(file, ticket) {
+  const status = $("caption-status");
+  resetCaption();
+  setStatus(status, "Describing " + file.name + "…", "busy");
+  try {
+    const body = await api("/v1/caption?beam=" + $("beam").value, { method: "POST", body: form(file) });
+    if (ticket !== captionRun) return;
+    if (body.windows && body.windows.length) showWindows(body.windows);
+    else body.captions.forEach((text) => $("captions").append(el("li", "", text)));
+    $("caption-title").textContent = body.windows && body.windows.length
+      ? "Captions per " + clock(body.windows[0].end - body.windows[0].start) + " window" : "Caption";
+    $("caption-block").hidden = false;
+    showUpload();
+    setStatus(status, "Described " + file.name + " (beam " + body.beam + ").", "ok");
+  } catch (err) {
+    if (ticket !== captionRun) return;
+    setStatus(status, explain(err, "describing the recording"), "error");
+  }
+}
+
+function showWindows(windows) {
+  const list = $("windows");
+  const player = $("caption-audio");
+  $("captions").hidden = true;
+  list.hidden = false;
+  windows.forEach((w) => {
+    const li = el("li");
+    const b = el("button", "window");
+    b.type = "button";
+    b.append(el("span", "when", clock(w.start) + "–" + clock(w.end)), el("span", "text", w.caption));
+    b.addEventListener("click", () => {
+      player.currentTime = w.start;
+      player.dataset.stopAt = String(w.end);
+      player.play().catch(() => {});
+    });
+    li.dataset.start = w.start;
+    li.dataset.end = w.end;
+    li.append(b);
     list.append(li);
   });
 }
 
-async function runSearch(event) {
-  event.preventDefault();
-  const text = $("search-text").value.trim();
-  const status = $("search-status");
-  if (!text) { setStatus(status, "Type a description first.", "error"); return; }
-  const k = parseInt($("search-k").value, 10);
-  setStatus(status, "Searching…", "busy");
-  $("search-button").disabled = true;
-  try {
-    const body = await api("/v1/search", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ text: text, k: k }),
-    });
-    renderHits($("search-results"), body.results, body.no_close_match);
-    setStatus(status, body.results.length + " result(s) for “" + body.query + "”", "ok");
-  } catch (err) {
-    $("search-results").replaceChildren();
-    setStatus(status, "Search failed: " + err.message, "error");
-  } finally {
-    $("search-button").disabled = false;
+function followPlayback() {
+  const player = $("caption-audio");
+  const t = player.currentTime;
+  if (player.dataset.stopAt && t >= parseFloat(player.dataset.stopAt)) {
+    player.pause();
+    delete player.dataset.stopAt;
   }
-}
-
-async function handleFile(file) {
-  const status = $("caption-status");
-  if (!file) return;
-  if (limits.max_upload_bytes && file.size > limits.max_upload_bytes) {
-    setStatus(status, file.name + " is too large (" + (file.size / 1e6).toFixed(1) +
-      " MB; limit " + (limits.max_upload_bytes / 1e6).toFixed(1) + " MB).", "error");
-    return;
-  }
-  const out = $("caption-output");
-  $("caption-file").textContent = file.name;
-  if (previewUrl) URL.revokeObjectURL(previewUrl);
-  previewUrl = URL.createObjectURL(file);
-  $("caption-audio").src = previewUrl;
-  $("captions").replaceChildren();
-  $("similar-results").replaceChildren();
-  out.hidden = false;
-  setStatus(status, "Listening to " + file.name + "…", "busy");
-
-  const form = () => { const f = new FormData(); f.append("file", file, file.name); return f; };
-  const beam = $("beam").value;
-  const jobs = [api("/v1/search/audio?k=5", { method: "POST", body: form() })];
-  if (limits.captioner) jobs.push(api("/v1/caption?beam=" + beam, { method: "POST", body: form() }));
-  const [similar, caption] = await Promise.allSettled(jobs);
-
-  const problems = [];
-  if (caption && caption.status === "fulfilled") {
-    caption.value.captions.forEach((text) => {
-      const li = document.createElement("li");
-      li.textContent = text;
-      $("captions").append(li);
-    });
-  } else if (caption) {
-    problems.push("caption: " + caption.reason.message);
-  } else {
-    problems.push("no captioner is loaded on this server");
-  }
-  if (similar.status === "fulfilled") {
-    renderHits($("similar-results"), similar.value.results, similar.value.no_close_match);
-  }
-  else problems.push("similar sounds: " + similar.reason.message);
-
-  if (problems.length) setStatus(status, problems.join(" · "), "error");
-  else setStatus(status, "Done: " + file.name, "ok");
-}
-
-function setupDropZone() {
-  const zone = $("drop-zone");
-  const input = $("file-input");
-  input.addEventListener("change", () => handleFile(input.files[0]));
-  ["dragenter", "dragover"].forEach((name) => zone.addEventListener(name, (e) => {
-    e.preventDefault();
-    zone.classList.add("over");
-  }));
-  ["dragleave", "drop"].forEach((name) => zone.addEventListener(name, (e) => {
-    e.preventDefault();
-    zone.classList.remove("over");
-  }));
-  zone.addEventListener("drop", (e) => {
-    const file = e.dataTransfer && e.dataTransfer.files[0];
-    if (file) handleFile(file);
+  $("windows").querySelectorAll("li").forEach((li) => {
+    li.classList.toggle("playing", t >= parseFloat(li.dataset.start) && t < parseFloat(li.dataset.end));
   });
 }
 
-async function loadInfo() {
+async function findSimilar(file) {
+  const ticket = ++resultsRun;
+  current = { kind: "upload", name: file.name, k: pageSize(), page: 1 };
+  if (location.search) history.pushState(null, "", location.pathname);
+  const status = $("results-status");
+  $("results-heading").textContent = "Sounds like “" + file.name + "”";
+  clearResults();
+  setStatus(status, "Looking for sounds like " + file.name + "…", "busy");
   try {
-    const info = await api("/v1/info");
-    limits = info;
-    const parts = [info.items + " sounds indexed"];
-    if (!info.captioner) parts.push("no captioner loaded");
-    $("server-info").textContent = parts.join(" · ");
-    const lim = ["WAV, FLAC, Ogg, MP3 or AIFF"];
-    if (info.max_upload_bytes) lim.push("up to " + (info.max_upload_bytes / 1e6).toFixed(0) + " MB");
-    if (info.max_duration) lim.push(info.max_duration + " s max");
-    $("limits").textContent = lim.join(", ") + ".";
+    const body = await api("/v1/search/audio?k=" + pageSize(), { method: "POST", body: form(file) });
+    if (ticket !== resultsRun) return;
+    showResults(body, current);
+    setStatus(status, body.results.length + " sounds like " + file.name, "ok");
+    showUpload();
+    if (!info.captioner) setStatus($("caption-status"), "Similar sounds are listed under Results.", "ok");
   } catch (err) {
-    $("server-info").textContent = "Server info unavailable: " + err.message;
+    if (ticket !== resultsRun) return;
+    if (info.captioner && FILE_ERRORS.includes(err.code)) {
+      // the caption panel explains what is wrong with the file; say it once
+      setStatus(status, "No similar sounds: the server could not use “" + file.name + "” (see the " +
+        "message in the upload panel).", "error");
+    } else {
+      setStatus(status, explain(err, "looking for similar sounds"), "error");
+    }
+    if (!info.captioner) setStatus($("caption-status"), explain(err, "reading the recording"), "error");
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  $("search-form").addEventListener("submit", runSearch);
-  setupDropZone();
-  loadInfo();
+function setupDrops() {
+  const zone = $("drop-zone");
+  const input = $("file-input");
+  input.addEventListener("change", () => { handleFile(input.files[0]); });
+  // A file dropped anywhere on the page is taken as the upload; the browser never navigates to it.
+  ["dragenter", "dragover"].forEach((name) => document.addEventListener(name, (e) => {
+    e.preventDefault();
+    if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
+    zone.classList.add("over");
+  }));
+  ["dragleave", "dragend"].forEach((name) => document.addEventListener(name, (e) => {
+    if (!e.relatedTarget) zone.classList.remove("over");
+  }));
+  document.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    const file = e.dataTransfer && e.dataTransfer.files[0];
+    if (file) handleFile(file);
+  });
+  $("beam").addEventListener("change", () => {
+    if (lastFile && info.captioner) captionFile(lastFile, captionRun);
+  });
+  $("caption-audio").addEventListener("timeupdate", followPlayback);
+}
+
+// ------------------------------------------------------------------ what the library holds
+
+async function loadInfo() {
+  try {
+    info = Object.assign(info, await api("/v1/info"));
+    const parts = [info.items + " sounds in this library"];
+    parts.push(info.captioner ? "captioner loaded" : "no captioner loaded");
+    $("server-info").textContent = parts.join(" · ");
+    const lim = ["WAV, FLAC, Ogg, MP3 or AIFF"];
+    if (info.max_upload_bytes) lim.push("up to " + (info.max_upload_bytes / 1e6).toFixed(0) + " MB");
+    if (info.max_duration) lim.push("up to " + clock(info.max_duration) + " long");
+    let text = lim.join(", ") + ".";
+    if (info.captioner && info.per_window_above &&
+        (!info.max_duration || info.max_duration > info.per_window_above)) {
+      text += " Recordings over " + clock(info.per_window_above) + " get one caption per window.";
+    }
+    $("limits").textContent = text;
+    if (!info.captioner) {
+      $("caption-heading").textContent = "Find sounds like a recording";
+      const note = $("captioner-note");
+      note.textContent = "This server has no captioner loaded, so it cannot describe recordings " +
+        "in words. You can still drop a recording to find similar sounds in the library.";
+      note.hidden = false;
+      $("beam-row").hidden = true;
+      $("drop-hint").replaceChildren(el("strong", "", "Drop a recording here"),
+        document.createTextNode(" to find similar sounds, or choose one:"));
+      $("file-input").previousElementSibling.textContent = "Audio file to find similar sounds for";
+    }
+  } catch (err) {
+    $("server-info").textContent = explain(err, "loading the server's details");
+  }
+}
+
+async function loadLibrary() {
+  let lib;
+  try { lib = await api("/v1/library"); } catch (_) { return; }
+  if (lib.examples && lib.examples.length) {
+    $("search-text").placeholder = "e.g. " + lib.examples[0];
+    const list = $("example-list");
+    lib.examples.forEach((text) => list.append(chip(text, () => searchFor(text))));
+    $("examples").hidden = false;
+  }
+  if (lib.tags && lib.tags.length) {
+    $("tags-summary").textContent = (lib.tags_kind === "tags" ? "Tags in this library"
+      : "Common words in this library's captions") + " (" + lib.tags.length + ")";
+    const list = $("tag-list");
+    lib.tags.forEach((t) => {
+      const b = chip(t.tag, () => searchFor(t.tag));
+      b.append(el("span", "count", " " + t.count));
+      list.append(b);
+    });
+    $("tags").hidden = false;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  $("search-form").addEventListener("submit", submitSearch);
+  $("prev-page").addEventListener("click", () => turnPage(-1));
+  $("next-page").addEventListener("click", () => turnPage(1));
+  $("search-k").addEventListener("change", () => {
+    if (current && current.kind !== "upload") go(Object.assign({}, current, { k: pageSize(), page: 1 }));
+  });
+  window.addEventListener("popstate", () => {
+    const state = stateFromUrl();
+    if (state) run(state);
+    else if (current && current.kind !== "upload") {
+      current = null;
+      clearResults();
+      $("results-heading").textContent = "Results";
+      setStatus($("results-status"), "");
+    }
+  });
+  setupDrops();
+  await loadInfo();
+  loadLibrary();
+  const state = stateFromUrl();
+  if (state) run(state);
 });
