@@ -33,6 +33,30 @@ def clip_loss(audio_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torc
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
+def multi_positive_nce(audio_emb: torch.Tensor, phrase_emb: torch.Tensor, positives: torch.Tensor,
+                       logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """Short-text loss: symmetric multiple-positive InfoNCE between clips and label phrases
+    (MIL-NCE, Miech et al., CVPR 2020; the keyword side of keyword-to-caption augmentation).
+
+    audio_emb (B, E) and phrase_emb (P, E) L2-normalized; ``positives`` (B, P) bool says which
+    phrases name an event of each clip. Phrase→audio: for each phrase with a positive in the batch,
+    -log of the softmax mass on its positive clips; audio→phrase: for each clip with a positive
+    phrase, -log of the softmax mass on its positive phrases. Mean of the two directions.
+    """
+    logits = logit_scale * audio_emb @ phrase_emb.t()  # (B, P)
+    pos = positives.bool()
+    neg_inf = torch.finfo(logits.dtype).min
+
+    def mil(lg: torch.Tensor, ps: torch.Tensor) -> torch.Tensor:  # rows are queries
+        keep = ps.any(dim=1)
+        if not keep.any():
+            return lg.sum() * 0.0
+        lg, ps = lg[keep], ps[keep]
+        return (torch.logsumexp(lg, dim=1) - torch.logsumexp(lg.masked_fill(~ps, neg_inf), dim=1)).mean()
+
+    return 0.5 * (mil(logits.t(), pos.t()) + mil(logits, pos))
+
+
 def msle(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared logarithmic error mean((log(1+p) − log(1+t))²) for scores in [0, 1]."""
     return (torch.log1p(pred) - torch.log1p(target)).pow(2).mean()

@@ -37,6 +37,8 @@ class ClapConfig:
     head_hidden: int = 1024
     init_temperature: float = 0.07
     max_logit_scale: float = 100.0
+    pooling: str = "mean"  # mean: the tower's own pooling; attention: learned AttentionPool over windows
+    pool_heads: int = 4
 
 
 def projection_head(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
@@ -60,6 +62,37 @@ class FrameAdapter(nn.Module):
         return x + self.fc2(F.gelu(self.fc1(self.norm(x))))  # (B, T, D)
 
 
+class AttentionPool(nn.Module):
+    """Learned temporal pooling of window embeddings (B, T, D) -> (B, D).
+
+    ``heads`` attention distributions over the T windows, each scored by a small MLP on the
+    normalized window embedding (additive attention, Bahdanau et al. 2015; as in the attentive
+    pooling of audio taggers, Kong et al., PANNs 2020), give ``heads`` weighted sums that a linear
+    layer merges back to D. Scores start at zero and the merge at the average of the heads, so an
+    untrained pool equals the masked mean: training starts from the tower's own pooling.
+    """
+
+    def __init__(self, dim: int, heads: int = 4, hidden: int = 256) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(dim)
+        self.score = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, heads))
+        nn.init.zeros_(self.score[2].weight)
+        nn.init.zeros_(self.score[2].bias)
+        self.merge = nn.Linear(heads * dim, dim)
+        with torch.no_grad():
+            self.merge.weight.copy_(torch.cat([torch.eye(dim) / heads] * heads, dim=1))
+            self.merge.bias.zero_()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.score(self.norm(x))  # (B, T, H)
+        if mask is not None:
+            logits = logits.masked_fill(~mask.bool()[..., None], float("-inf"))
+        w = torch.softmax(logits, dim=1)  # (B, T, H)
+        pooled = torch.einsum("bth,btd->bhd", w, x)  # (B, H, D)
+        return self.merge(pooled.flatten(1))  # (B, D)
+
+
 class ClapModel(nn.Module):
     """Towers + projection heads. Waveforms are mono float at ``sample_rate``, shape (B, N)."""
 
@@ -69,7 +102,11 @@ class ClapModel(nn.Module):
         self.audio_tower, self.text_tower = audio_tower, text_tower
         self.audio_tower.requires_grad_(not cfg.freeze_audio)
         self.adapter = FrameAdapter(audio_tower.frame_dim, cfg.adapter_hidden) if cfg.adapter else nn.Identity()
-        self.audio_proj = projection_head(audio_tower.dim, cfg.head_hidden, cfg.embed_dim)
+        if cfg.pooling not in ("mean", "attention"):
+            raise ValueError(f"model.pooling must be 'mean' or 'attention', got {cfg.pooling!r}")
+        self.pool = AttentionPool(audio_tower.frame_dim, cfg.pool_heads) if cfg.pooling == "attention" else None
+        pooled_dim = audio_tower.frame_dim if self.pool is not None else audio_tower.dim
+        self.audio_proj = projection_head(pooled_dim, cfg.head_hidden, cfg.embed_dim)
         self.text_proj = projection_head(text_tower.dim, cfg.head_hidden, cfg.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.init_temperature)))
 
@@ -89,7 +126,10 @@ class ClapModel(nn.Module):
         return self.audio_tower(wave)
 
     def audio_pooled(self, frame_embs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Adapter + tower pooling: (B, T, D) -> the audio tower's clip embedding (B, P)."""
+        """Adapter + pooling (the tower's own, or the learned :class:`AttentionPool`):
+        (B, T, D) -> clip embedding (B, P)."""
+        if self.pool is not None:
+            return self.pool(self.adapter(frame_embs), mask)
         return self.audio_tower.pool(self.adapter(frame_embs), mask)
 
     def encode_audio(self, wave: torch.Tensor | None = None, *, frame_embs: torch.Tensor | None = None,

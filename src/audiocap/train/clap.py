@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from audiocap.checkpoint import save_checkpoint
 from audiocap.config import recipe_to_dict
-from audiocap.losses import clip_loss, tag_regularizer
+from audiocap.losses import clip_loss, multi_positive_nce, tag_regularizer
 from audiocap.models.clap import ClapConfig, ClapModel, build_clap
 from audiocap.train.clap_data import ClapDataModule, DataRecipe
 
@@ -60,6 +60,14 @@ class TagRecipe:
 
 
 @dataclass
+class LossRecipe:
+    """Weights of the extra loss terms. ``short_weight`` scales the multiple-positive loss between
+    clips and the one-event phrases of their tags (active with ``data.short_texts``)."""
+
+    short_weight: float = 0.5
+
+
+@dataclass
 class ClapRecipe:
     out: str = "runs/clap/run"
     resume: bool = True  # continue from <out>/lightning/last.ckpt when it exists
@@ -68,6 +76,7 @@ class ClapRecipe:
     optim: OptimRecipe = field(default_factory=OptimRecipe)
     trainer: TrainerRecipe = field(default_factory=TrainerRecipe)
     tag: TagRecipe = field(default_factory=TagRecipe)
+    loss: LossRecipe = field(default_factory=LossRecipe)
 
 
 def warmup_cosine(step: int, *, warmup: int, total: int, min_ratio: float = 0.0) -> float:
@@ -83,10 +92,15 @@ class ClapModule(L.LightningModule):
     """Wraps a :class:`ClapModel`; computes the loss from the batch (the model itself never does)."""
 
     def __init__(self, model: ClapModel, recipe: ClapRecipe, tag_head: torch.nn.Linear | None = None,
-                 val_split=None) -> None:
+                 val_split=None, phrases: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         super().__init__()
         self.model, self.recipe, self.tag_head = model, recipe, tag_head
         self.val_split = val_split
+        if phrases is not None:  # (P, Dt) cached phrase features, (P,) tag index of each phrase
+            self.register_buffer("phrase_feats", phrases[0], persistent=False)
+            self.register_buffer("phrase_tag", phrases[1], persistent=False)
+        else:
+            self.phrase_feats = self.phrase_tag = None
         self.frozen_tower = None
         if tag_head is not None and not model.cfg.freeze_audio:  # the pretrained tower, kept frozen
             import copy
@@ -106,13 +120,20 @@ class ClapModule(L.LightningModule):
         else:
             text_emb = self.model.encode_text(batch["text"])
         groups = batch["group"]
+        tag_hot = batch.get("tag_hot")
         if self.trainer.world_size > 1:  # global contrastive batch across processes
             audio_emb = self.all_gather(audio_emb, sync_grads=True).flatten(0, 1)
             text_emb = self.all_gather(text_emb, sync_grads=True).flatten(0, 1)
             groups = self.all_gather(groups).flatten(0, 1)
+            tag_hot = self.all_gather(tag_hot).flatten(0, 1) if tag_hot is not None else None
         scale = self.model.scale()
         loss = clip_loss(audio_emb, text_emb, scale, dup_groups=groups)
         self.log("loss/clap", loss, prog_bar=True)
+        if self.phrase_feats is not None and tag_hot is not None and self.recipe.loss.short_weight > 0:
+            phrase_emb = self.model.encode_text(text_feats=self.phrase_feats)  # (P, E)
+            short = multi_positive_nce(audio_emb, phrase_emb, tag_hot[:, self.phrase_tag], scale)
+            self.log("loss/short", short, prog_bar=True)
+            loss = loss + self.recipe.loss.short_weight * short
         if self.tag_head is not None:
             trained = torch.sigmoid(self.tag_head(self.model.audio_pooled(frames, mask)))  # (B, C)
             with torch.no_grad():
@@ -138,6 +159,24 @@ class ClapModule(L.LightningModule):
         pos = (ranks == s.caption_clip.to(self.device)[:, None]).float().argmax(1)
         self.log("val/t2a_R@1", (pos < 1).float().mean(), prog_bar=True, sync_dist=False)
         self.log("val/t2a_R@10", (pos < 10).float().mean(), sync_dist=False)
+        if self.phrase_feats is not None and s.tag_hot is not None:
+            self.log("val/short_mAP@10", self._short_map(a, s.tag_hot.to(self.device)), prog_bar=True, sync_dist=False)
+
+    def _short_map(self, audio_emb: torch.Tensor, tag_hot: torch.Tensor, k: int = 10) -> torch.Tensor:
+        """mAP@10 of one query per tag (the tag text itself, the first phrase of each tag) over the
+        clips carrying that tag (AP@k normalized by min(n_rel, k), DCASE Task 6B)."""
+        tag = self.phrase_tag
+        first = torch.ones_like(tag, dtype=torch.bool)
+        first[1:] = tag[1:] != tag[:-1]
+        q = self.model.encode_text(text_feats=self.phrase_feats[first])  # (C, E), tag order
+        rel = tag_hot.t().float()  # (C, N)
+        keep = rel.sum(1) > 0
+        q, rel = q[keep], rel[keep]
+        top = (q @ audio_emb.t()).topk(min(k, rel.shape[1]), dim=1).indices  # (C', k)
+        hit = rel.gather(1, top)  # (C', k)
+        prec = hit.cumsum(1) / torch.arange(1, hit.shape[1] + 1, device=hit.device)
+        ap = (prec * hit).sum(1) / rel.sum(1).clamp(max=k)
+        return ap.mean()
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -197,7 +236,10 @@ def train_clap(recipe: ClapRecipe, *, callbacks: list | None = None) -> Path:
     t_cache = time.time() - t0
     tag_head = prepare_tagger(recipe, model, dm) if recipe.tag.enabled else None
     dm.setup("fit")
-    module = ClapModule(model, recipe, tag_head, val_split=dm.splits[recipe.data.val_split])
+    if recipe.data.short_texts and dm.phrase_feats is None:
+        raise ValueError("data.short_texts needs a frozen text tower (model.freeze_text: true)")
+    phrases = (dm.phrase_feats, dm.phrase_tag) if dm.phrase_feats is not None else None
+    module = ClapModule(model, recipe, tag_head, val_split=dm.splits[recipe.data.val_split], phrases=phrases)
     ckpt_dir = out / "lightning"
     ckpt_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1)
     trainer = L.Trainer(

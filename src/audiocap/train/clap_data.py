@@ -31,6 +31,30 @@ class DataRecipe:
     max_seconds: float = 10.0
     cache_dir: str | None = None
     num_workers: int = 0
+    precision: str = "fp32"  # frozen-tower arithmetic for the cache: auto | fp32 | bf16
+    augment_versions: int = 0  # augmented versions of each train clip cached beside the clean one
+    augment_seed: int = 0
+    short_texts: bool = False  # also train on one-event phrases of each clip's tags (multi-positive)
+
+
+def tag_phrases(tags: list[str]) -> tuple[list[str], list[int]]:
+    """Short texts for each tag: the tag itself ("dog barking") plus, when the foley lexicon
+    knows the tag, its clauses and gerunds ("a dog barks", "a barking dog", ...).
+
+    Returns (phrases, index of the tag of each phrase); phrases are unique.
+    """
+    from audiocap.data.foley.captions import lexicon
+
+    by_tag = {e["tag"]: e for e in lexicon()["labels"].values()}
+    phrases, owner, seen = [], [], set()
+    for j, tag in enumerate(tags):
+        entry = by_tag.get(tag, {})
+        for ph in [tag, *entry.get("clause", []), *entry.get("gerund", [])]:
+            if ph not in seen:
+                seen.add(ph)
+                phrases.append(ph)
+                owner.append(j)
+    return phrases, owner
 
 
 class SplitData:
@@ -41,12 +65,19 @@ class SplitData:
         self.captions = [c for clip in clips for c in clip.captions]  # (M,)
         self.caption_clip = torch.tensor([i for i, clip in enumerate(clips) for _ in clip.captions])  # (M,)
         self.frames = self.mask = self.text_feats = None
+        self.versions: list[torch.Tensor] = []  # augmented frame versions (N, T, D), same mask
+        self.tag_hot: torch.Tensor | None = None  # (N, C) multi-hot over the short-text tags
 
-    def load_cache(self, audio: Path | None, text: Path | None) -> None:
+    def load_cache(self, audio: Path | None, text: Path | None, versions: list[Path] = ()) -> None:
         if audio is not None:
             t, meta = read_cache(audio)
             assert meta["ids"] == [c.id for c in self.clips], f"{audio}: cache does not match the manifest"
             self.frames, self.mask = t["frames"], t["mask"]
+            self.versions = []
+            for path in versions:
+                v, vmeta = read_cache(path)
+                assert vmeta["ids"] == meta["ids"] and v["frames"].shape == self.frames.shape, path
+                self.versions.append(v["frames"])
         if text is not None:
             self.text_feats = read_cache(text)[0]["feats"]
 
@@ -54,8 +85,9 @@ class SplitData:
 class PairDataset(Dataset):
     """Item m = (audio of clip caption_clip[m], caption m, group id)."""
 
-    def __init__(self, split: SplitData, sample_rate: int, max_seconds: float) -> None:
+    def __init__(self, split: SplitData, sample_rate: int, max_seconds: float, *, augment: bool = False) -> None:
         self.s, self.sr, self.max_n = split, sample_rate, int(max_seconds * sample_rate)
+        self.augment = augment and bool(split.versions)  # draw clean or one augmented version per item
 
     def __len__(self) -> int:
         return len(self.s.captions)
@@ -64,10 +96,14 @@ class PairDataset(Dataset):
         i = int(self.s.caption_clip[m])
         item: dict = {"group": i}
         if self.s.frames is not None:
-            item["frames"], item["mask"] = self.s.frames[i], self.s.mask[i]
+            v = int(torch.randint(len(self.s.versions) + 1, ())) if self.augment else 0
+            item["frames"] = self.s.frames[i] if v == 0 else self.s.versions[v - 1][i]
+            item["mask"] = self.s.mask[i]
         else:
             wave = load_audio(audio_path(self.s.manifest, self.s.clips[i]), sr=self.sr)[: self.max_n]
             item["wave"] = torch.from_numpy(np.pad(wave, (0, self.max_n - len(wave))))
+        if self.s.tag_hot is not None:
+            item["tag_hot"] = self.s.tag_hot[i]
         if self.s.text_feats is not None:
             item["text_feats"] = self.s.text_feats[m]
         else:
@@ -102,24 +138,65 @@ class ClapDataModule(L.LightningDataModule):
                 raise ValueError(f"{path}: no clips with captions in split '{name}'")
             self.splits[name] = SplitData(str(path), chosen)
         self.tag_vocab = tag_vocab
+        self.short_tags: list[str] = []
+        self.phrases: list[str] = []
+        self.phrase_tag = torch.zeros(0, dtype=torch.long)  # (P,) tag index of each phrase
+        self.phrase_feats: torch.Tensor | None = None  # (P, Dt) cached frozen text features
+        if recipe.short_texts:
+            train = self.splits[recipe.train_split].clips
+            self.short_tags = sorted({t for c in train for t in c.tags})
+            if not self.short_tags:
+                raise ValueError(f"{path}: data.short_texts needs tags on the train clips; this manifest has none")
+            self.phrases, owner = tag_phrases(self.short_tags)
+            self.phrase_tag = torch.tensor(owner)
+            index = {t: j for j, t in enumerate(self.short_tags)}
+            for s in self.splits.values():
+                s.tag_hot = torch.zeros(len(s.clips), len(self.short_tags), dtype=torch.bool)
+                for i, c in enumerate(s.clips):
+                    for t in c.tags:
+                        if t in index:
+                            s.tag_hot[i, index[t]] = True
+        if recipe.augment_versions < 0:
+            raise ValueError(f"data.augment_versions must be >= 0, got {recipe.augment_versions}")
+        if recipe.augment_versions and not model.cfg.freeze_audio:
+            raise ValueError("data.augment_versions caches augmented tower outputs; it needs model.freeze_audio: true")
 
-    def _cache_paths(self, name: str) -> tuple[Path | None, Path | None]:
+    def _audio_cache(self, name: str, augment: tuple | None = None) -> Path:
+        from audiocap.audio.augment import AugmentSpec
+
+        s = self.splits[name]
+        aug = None if augment is None else (AugmentSpec(), self.r.augment_seed, augment)
+        return cache_audio_frames(self.model.audio_tower, s.manifest, s.clips, name, self.r.cache_dir,
+                                  max_seconds=self.r.max_seconds, precision=self.r.precision, augment=aug)
+
+    def _cache_paths(self, name: str) -> tuple[Path | None, Path | None, list[Path]]:
         s, cfg = self.splits[name], self.model.cfg
-        audio = (cache_audio_frames(self.model.audio_tower, s.manifest, s.clips, name, self.r.cache_dir,
-                                    max_seconds=self.r.max_seconds) if cfg.freeze_audio else None)
+        audio = self._audio_cache(name) if cfg.freeze_audio else None
+        versions = ([self._audio_cache(name, v) for v in range(1, self.r.augment_versions + 1)]
+                    if cfg.freeze_audio and name == self.r.train_split else [])
         text = cache_text_features(self.model.text_tower, s.captions, self.r.cache_dir) if cfg.freeze_text else None
-        return audio, text
+        return audio, text, versions
+
+    def _phrase_cache(self) -> Path | None:
+        if not self.phrases or not self.model.cfg.freeze_text:
+            return None
+        return cache_text_features(self.model.text_tower, self.phrases, self.r.cache_dir)
 
     def prepare_data(self) -> None:
         for name in self.splits:
             self._cache_paths(name)
+        self._phrase_cache()
 
     def setup(self, stage: str | None = None) -> None:
         for name, s in self.splits.items():
             s.load_cache(*self._cache_paths(name))  # found on disk: no recomputation
+        phrases = self._phrase_cache()
+        if phrases is not None:
+            self.phrase_feats = read_cache(phrases)[0]["feats"]
 
     def dataset(self, name: str) -> PairDataset:
-        return PairDataset(self.splits[name], self.model.sample_rate, self.r.max_seconds)
+        return PairDataset(self.splits[name], self.model.sample_rate, self.r.max_seconds,
+                           augment=name == self.r.train_split)
 
     def train_dataloader(self) -> DataLoader:
         ds = self.dataset(self.r.train_split)

@@ -19,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from audiocap.audio.augment import AugmentSpec, augment_params, augment_wave
 from audiocap.audio.io import load_audio
 from audiocap.data.manifest import Clip, audio_path
 from audiocap.fileio import atomic_path
@@ -62,13 +63,19 @@ def read_cache(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
 
 @torch.no_grad()
 def embed_waves(tower: torch.nn.Module, waves: list[np.ndarray], *, batch_size: int = 8,
-                device: str | torch.device | None = None) -> list[torch.Tensor]:
+                device: str | torch.device | None = None, precision: str | None = None) -> list[torch.Tensor]:
     """Frame embeddings (T_i, D) of each waveform through the frozen ``tower``, as float32 on CPU.
 
     Waves of equal length go through the tower together, ``batch_size`` at a time. The one
     place a frozen tower meets audio: the feature cache below (CLAP and captioner training) and
     captioning at inference both call it, so training and inference frames are computed alike.
+    ``precision`` is a resolved ``"fp32"`` or ``"bf16"`` (autocast; see
+    :func:`audiocap.captioning.resolve_precision`); None leaves the caller's autocast state alone.
     """
+    import contextlib
+
+    from audiocap.captioning import tower_autocast
+
     if device is None:
         device = next(iter(tower.parameters()), torch.empty(0)).device
     out: list[torch.Tensor | None] = [None] * len(waves)
@@ -79,7 +86,9 @@ def embed_waves(tower: torch.nn.Module, waves: list[np.ndarray], *, batch_size: 
         for s in range(0, len(idx), batch_size):
             chunk = idx[s : s + batch_size]
             batch = torch.from_numpy(np.stack([waves[j] for j in chunk])).float().to(device)  # (b, N)
-            for j, f in zip(chunk, tower(batch).float().cpu()):
+            with tower_autocast(precision, device) if precision else contextlib.nullcontext():
+                frames = tower(batch)
+            for j, f in zip(chunk, frames.float().cpu()):
                 out[j] = f.contiguous()  # (T, D)
     return out  # type: ignore[return-value]
 
@@ -87,32 +96,61 @@ def embed_waves(tower: torch.nn.Module, waves: list[np.ndarray], *, batch_size: 
 @torch.no_grad()
 def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clips: list[Clip], split: str,
                        cache_dir: str | os.PathLike | None = None, *, max_seconds: float | None = None,
-                       device: str | torch.device = "cpu", batch_size: int = 8) -> Path:
+                       device: str | torch.device = "cpu", batch_size: int = 8, precision: str = "fp32",
+                       augment: tuple[AugmentSpec, int, int] | None = None) -> Path:
     """Compute (or find) the cached frame embeddings of ``clips`` through the frozen ``tower``.
     Returns the cache file path holding ``frames`` (N, T, D), ``mask`` (N, T) and clip ids.
-    ``split`` names the clip list in the key: pass a distinct name for a subset of a split."""
+    ``split`` names the clip list in the key: pass a distinct name for a subset of a split.
+
+    ``precision`` (auto|fp32|bf16) is the tower's arithmetic (resolved for ``device``; part of
+    the key). ``augment = (spec, seed, version)`` caches augmented version ``version`` >= 1 of
+    every clip instead (:mod:`audiocap.audio.augment`; parameters drawn from
+    ``[seed, version, clip index]``, so a version is the same on every run). Audio is decoded (and
+    augmented) in a background thread while the tower runs.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from audiocap.captioning import resolve_precision
+
+    prec = resolve_precision(precision, device)
     opts = {k: v for k, v in vars(tower).items()  # options like hop_frames; never the train/eval flag
             if isinstance(v, (int, float, str, bool)) and not k.startswith("_") and k != "training"}
-    key = module_digest(tower, f"audio|{type(tower).__name__}|{max_seconds}|{sorted(opts.items())}")
+    aug_key = "" if augment is None else f"|aug={augment[0]}|{augment[1]}|{augment[2]}"
+    prec_key = "" if prec == "fp32" else f"|{prec}"  # fp32 keys stay those of earlier caches
+    key = module_digest(tower, f"audio|{type(tower).__name__}|{max_seconds}|{sorted(opts.items())}{prec_key}{aug_key}")
     path = Path(cache_dir or default_cache_dir()) / key / f"{manifest_digest(manifest, split)}-audio.safetensors"
     if path.exists():
         return path
     tower = tower.to(device).eval()
+    sr = int(tower.sample_rate)
+
+    def decode(i: int) -> np.ndarray:
+        wave = load_audio(audio_path(manifest, clips[i]), sr=sr)
+        wave = wave[: int(max_seconds * sr)] if max_seconds else wave
+        if augment is not None:
+            spec, seed, version = augment
+            wave = augment_wave(wave, sr, augment_params(spec, np.random.default_rng([seed, version, i])))
+        return wave
+
     rows: list[torch.Tensor] = []
     pending: list[np.ndarray] = []
-    for clip in tqdm(clips, desc=f"caching {split} audio features", unit="clip"):
-        wave = load_audio(audio_path(manifest, clip), sr=tower.sample_rate)
-        pending.append(wave[: int(max_seconds * tower.sample_rate)] if max_seconds else wave)
-        if len(pending) == batch_size:
-            rows += embed_waves(tower, pending, batch_size=batch_size, device=device)
-            pending.clear()
-    rows += embed_waves(tower, pending, batch_size=batch_size, device=device)
+    desc = f"caching {split} audio features" + ("" if augment is None else f" (augmented v{augment[2]})")
+    with ThreadPoolExecutor(1) as pool:
+        for wave in tqdm(pool.map(decode, range(len(clips))), total=len(clips), desc=desc, unit="clip",
+                         mininterval=5.0):
+            pending.append(wave)
+            if len(pending) == batch_size:
+                rows += embed_waves(tower, pending, batch_size=batch_size, device=device, precision=prec)
+                pending.clear()
+    rows += embed_waves(tower, pending, batch_size=batch_size, device=device, precision=prec)
     t_max = max(r.shape[0] for r in rows)
     frames = torch.zeros(len(rows), t_max, rows[0].shape[1])
     mask = torch.zeros(len(rows), t_max, dtype=torch.bool)
     for i, r in enumerate(rows):
         frames[i, : r.shape[0]], mask[i, : r.shape[0]] = r, True
-    return _write(path, {"frames": frames, "mask": mask}, {"ids": [c.id for c in clips], "split": split})
+    meta = {"ids": [c.id for c in clips], "split": split, "precision": prec,
+            "augment": None if augment is None else {"seed": augment[1], "version": augment[2]}}
+    return _write(path, {"frames": frames, "mask": mask}, meta)
 
 
 @torch.no_grad()
