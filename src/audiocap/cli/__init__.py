@@ -23,7 +23,10 @@ from audiocap.cli.apps import app
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: quiet model loading and log-friendly progress, then the app."""
+    from audiocap.cli.progress import configure_output
+
+    configure_output()
     app()
 
 

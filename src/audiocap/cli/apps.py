@@ -14,6 +14,26 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from audiocap import __version__
+
+        typer.echo(f"audiocap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the audiocap version and exit."),
+) -> None:
+    """Contrastive audio-language learning: search sounds with text, caption sounds, train
+    captioners from text alone, and score them with the DCASE metrics."""
+    from audiocap.cli.progress import quiet_model_loading
+
+    quiet_model_loading()
+
+
 def group(name: str, help: str) -> typer.Typer:
     """Create a command group ``audiocap NAME ...`` and attach it to the main app."""
     sub = typer.Typer(name=name, help=help, no_args_is_help=True)

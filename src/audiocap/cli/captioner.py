@@ -60,6 +60,8 @@ def caption_cmd(
 
     Captioner checkpoints decode audio frames with beam search; WSAC checkpoints (text-only
     training) caption the CLAP audio embedding with --strategy direct|nnd|projection.
+    Unreadable files are skipped and listed at the end; the exit code is then 1 (some files
+    captioned) or 2 (none).
     """
     from audiocap.audio.io import AudioError
     from audiocap.captioning import captioner_for
@@ -91,7 +93,11 @@ def caption_cmd(
             raise fail(f"--precision applies to captioner checkpoints only; {model} is a '{kind}' checkpoint")
         extra = {"precision": precision} if kind == "captioner" else wsac_kw
         run = captioner_for(model)
-        caps = run(files, [model, *ensemble], beam=beam, per_window=per_window, progress=len(files) > 1, **extra)
+        good, bad = readable_files(files)
+        if not good:
+            report_unreadable(bad, len(files))
+            raise typer.Exit(2)
+        caps = run(good, [model, *ensemble], beam=beam, per_window=per_window, progress=len(good) > 1, **extra)
     except (AudioError, CheckpointError) as exc:
         raise fail(str(exc)) from None
     for c in caps:
@@ -100,6 +106,36 @@ def caption_cmd(
                                    "score": round(c.score, 4), "finished": c.finished}))
         else:
             typer.echo(f"{c.file}\t{c.start:.2f}-{c.end:.2f}s\t{c.text}" + ("" if c.finished else "\t(cut at max length)"))
+    if bad:
+        report_unreadable(bad, len(files))
+        raise typer.Exit(1)
+
+
+def readable_files(files: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Split ``files`` into those that decode and ``(file, reason)`` for those that do not.
+
+    Each file is decoded once at its own rate (as ``audiocap audio info`` does), so a corrupt
+    file is found before any model runs and the others are still captioned.
+    """
+    from audiocap.audio.io import AudioError, audio_info, load_audio
+
+    good, bad = [], []
+    for f in files:
+        try:
+            load_audio(f, sr=audio_info(f).sample_rate)
+        except AudioError as exc:
+            bad.append((f, str(exc)))
+            continue
+        good.append(f)
+    return good, bad
+
+
+def report_unreadable(bad: list[tuple[Path, str]], total: int) -> None:
+    """List the skipped files on stderr, after the captions."""
+    typer.secho(f"error: {len(bad)} of {total} file(s) could not be read and were skipped:",
+                fg=typer.colors.RED, err=True)
+    for _, reason in bad:
+        typer.echo(f"  {reason}", err=True)
 
 
 @eval_app.command("captioner")
@@ -118,15 +154,20 @@ def eval_captioner_cmd(
     from audiocap.audio.io import AudioError
     from audiocap.checkpoint import CheckpointError
     from audiocap.data.manifest import ManifestError
-    from audiocap.evaluation.captioner import evaluate_captioner, write_report
+    from audiocap.cli.progress import step
+    from audiocap.evaluation.captioner import caption_split, candidates, score_captions, write_report
     from audiocap.metrics.captioning import Evaluator
 
     try:
         from audiocap.metrics.captioning import ALL_METRICS
 
-        chosen = [m for m in ALL_METRICS if m not in ("spice", "spider")] if skip_spice else None
-        report = evaluate_captioner([model, *ensemble], manifest, split=split, beam=beam, cache_dir=cache_dir,
-                                    metrics=chosen)
+        chosen = [m for m in ALL_METRICS if m not in ("spice", "spider")] if skip_spice else list(ALL_METRICS)
+        with step(f"captioning split '{split}' of {manifest} with beam {beam}"):
+            report = caption_split([model, *ensemble], manifest, split=split, beam=beam, cache_dir=cache_dir)
+        typer.echo(f"  {len(report['predictions'])} clip(s) captioned", err=True)
+        slow = " (SPICE runs in Java: the slowest part)" if "spice" in chosen else ""
+        with step(f"scoring {len(report['predictions'])} caption(s) with {len(chosen)} metrics{slow}"):
+            report["metrics"] = score_captions(candidates(report), report["references"], metrics=chosen)
     except (AudioError, CheckpointError, ManifestError, ValueError) as exc:
         raise fail(str(exc)) from None
     folder = out or model / f"eval-{split}-beam{beam}"

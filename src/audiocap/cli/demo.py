@@ -172,7 +172,10 @@ def print_serve_command(ctx: Context) -> None:
         typer.echo("no CLAP model and index were built in this run, so there is nothing to serve yet")
         return
     typer.echo("search, listen and caption in your browser (http://127.0.0.1:8000/):")
-    typer.echo("  " + serve_command(model, index, ctx.get("captioner")))
+    captioner = ctx.get("captioner")
+    # absolute paths: the printed command works from any folder, not only the repository
+    typer.echo("  " + serve_command(Path(model).absolute(), Path(index).absolute(),
+                                    Path(captioner).absolute() if captioner is not None else None))
 
 
 CLOTHO_STEPS: list[Callable[[Context], None]] = [import_clotho_captions, show_clotho_info]

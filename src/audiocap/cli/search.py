@@ -87,8 +87,8 @@ def search_cmd(
     """Print the indexed files that best match a text QUERY or an --audio file.
 
     Each hit shows its rank, the confidence that it matches (calibrated models; else the cosine
-    similarity of the embeddings), its id and the dataset's reference caption when the index has
-    one. The query is embedded with the model recorded in the index unless --model is given.
+    similarity of the embeddings), its length and id, and the dataset's reference caption, tags
+    and license when the index has them. The query is embedded with the model recorded in the index unless --model is given.
     """
     from audiocap.index import VectorIndex
     from audiocap.search import search
@@ -109,17 +109,36 @@ def search_cmd(
 
 
 def format_hits(hits: list[dict]) -> list[str]:
-    """Readable result lines: rank, confidence (or cosine score for uncalibrated models), id and
-    the clip's reference caption. With a calibrated model (hits carry ``confidence``/``match``)
-    and no hit matching, the list is headed "no close match" and shown as the closest sounds."""
+    """Readable result lines: per hit its rank, id, confidence (calibrated models) or
+    cosine score and duration, and below it the clip's reference caption, tags and license
+    when the index has them (else its file path). With a calibrated model (hits carry
+    ``confidence``/``match``) and no hit matching, the list is headed "no close match"."""
     calibrated = any("confidence" in h for h in hits)
     lines = []
     if calibrated and not any(h.get("match") for h in hits):
         lines.append("no close match in this library; the closest sounds:")
+    indent = " " * 6
     for hit in hits:
-        value = (f"{100 * float(hit['confidence']):5.1f}%" if "confidence" in hit
-                 else f"{hit['score']:.4f}")
-        lines.append(f"{hit['rank']:>3}  {value}  {hit['id']}")
+        value = (f"{100 * float(hit['confidence']):.1f}% match" if "confidence" in hit
+                 else f"cosine {hit['score']:.4f}")
+        length = _clock(hit.get("duration"))
+        lines.append(f"{hit['rank']:>3}  {hit['id']}  ({value}{', ' + length if length else ''})")
         caption = (hit.get("captions") or [None])[0]
-        lines.append(f"       reference caption: {caption}" if caption else f"       {hit.get('path', '')}")
+        if caption or hit.get("path"):
+            lines.append(f"{indent}reference caption: {caption}" if caption else f"{indent}{hit['path']}")
+        extra = []
+        if hit.get("tags"):
+            extra.append("tags: " + ", ".join(str(t) for t in hit["tags"][:8]))
+        if hit.get("license"):
+            extra.append(f"license: {hit['license']}")
+        if extra:
+            lines.append(indent + " · ".join(extra))
     return lines
+
+
+def _clock(seconds) -> str:
+    """``m:ss`` for a duration in seconds ('' when unknown)."""
+    if not isinstance(seconds, (int, float)):
+        return ""
+    s = max(0, round(float(seconds)))
+    return f"{s // 60}:{s % 60:02d}"

@@ -46,6 +46,40 @@ def default_serve_models(model: Path | None, index: Path, captioner: Path | None
     return model, captioner
 
 
+def check_index_folder(index: Path) -> None:
+    """Fail with what to do when ``--index`` is not an index folder (missing, or no index.json)."""
+    where = "" if index.is_absolute() else f" (a relative path is read from the current folder {Path.cwd()})"
+    if not index.is_dir():
+        raise fail(f"--index {index}: not found{where}. Build an index of a sound folder with "
+                   f"`audiocap index build FOLDER --out {index}`, or pass the index folder that "
+                   "`make demo` printed (its serve command uses absolute paths)")
+    if not (index / "index.json").is_file():
+        raise fail(f"--index {index}: not an index folder (no index.json){where}; build one with "
+                   f"`audiocap index build FOLDER --out {index}`")
+
+
+def bind_port(host: str, port: int):
+    """A listening socket on ``host:port``, or a clear error when the port is taken or the
+    address is not this machine's. Bound before the models load, then handed to uvicorn."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise fail(f"port {port} on {host} is already in use (another `audiocap serve`?); stop "
+                       "that program or pick another port with --port (--port 0 picks a free one)") from None
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host "
+                   "(127.0.0.1 serves this machine only, 0.0.0.0 every network)") from None
+    return sock
+
+
 @app.command("serve")
 def serve(
     model: Path | None = typer.Option(None, "--model", help="CLAP checkpoint folder (kind 'clap'; default: "
@@ -57,7 +91,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port (0 picks a free one)."),
     max_upload_mb: float = typer.Option(20.0, min=0.01, help="Largest accepted upload, in MB."),
-    max_duration: float = typer.Option(30.0, min=0.1, help="Longest accepted upload, in seconds."),
+    max_duration: float = typer.Option(300.0, min=0.1, help="Longest accepted upload, in seconds "
+                                       "(uploads over 30 s are captioned window by window)."),
     workers: int = typer.Option(2, min=1, max=64, help="Threads for decoding and model calls."),
     device: str = typer.Option("cpu", help="Torch device for the models (cpu, cuda, cuda:1...)."),
     allow_host: list[str] = typer.Option([], "--allow-host", help="Also answer requests for this Host "
@@ -75,11 +110,14 @@ def serve(
     files inside the library folder are streamed, and only requests for the allowed Host names
     are answered (a defence against DNS rebinding; see --allow-host).
     """
+    check_index_folder(index)
     model, captioner = default_serve_models(model, index, captioner)
-    for flag, path in (("--model", model), ("--index", index), ("--captioner", captioner),
+    for flag, path in (("--model", model), ("--captioner", captioner),
                        *(("--library", p) for p in library)):
         if path is not None and not path.is_dir():
-            raise fail(f"{flag} {path}: not found (expected a folder)")
+            where = "" if path.is_absolute() else f"; a relative path is read from {Path.cwd()}"
+            raise fail(f"{flag} {path}: not found (expected a folder{where})")
+    sock = bind_port(host, port)  # before the models load: a busy port fails in a second
 
     from rich.console import Console
 
@@ -91,6 +129,7 @@ def serve(
             backend = ModelBackend.load(model, index, captioner, max_duration=max_duration,
                                         device=device, library=library)
     except Exception as exc:  # any load failure is a user-facing error, not a traceback
+        sock.close()
         raise fail(f"could not load the models: {exc}") from None
     info = backend.info()
     console.print(f"{info['items']} indexed sounds ({info['playable']} playable), captioner: "
@@ -109,5 +148,7 @@ def serve(
     hosts = allowed_hosts(host, allow_host)
     web = create_app(backend, max_upload_bytes=int(max_upload_mb * 1e6), max_duration=max_duration,
                      workers=workers, allowed_hosts=hosts)
-    console.print(f"open http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(web, host=host, port=port, log_level="info")
+    port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"open http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)")
+    uvicorn.Server(uvicorn.Config(web, log_level="info")).run(sockets=[sock])

@@ -1,0 +1,104 @@
+"""Terminal output of the command line: quiet model loading, log-friendly progress, timed steps.
+
+- Model loading is quiet: the Hugging Face libraries draw a "Loading weights" bar for every
+  checkpoint they read (the text tower is loaded on every ``search`` call); those bars are off.
+- When stderr is not a terminal (a log file, CI, ``nohup``), tqdm's carriage-return bars would
+  become one line of thousands of characters; :func:`configure_output` makes every tqdm bar
+  print whole lines instead, at most every ``AUDIOCAP_PROGRESS_SECONDS`` (default 15 s), plus
+  the first and the last state.
+- :func:`step` prints a line when a long step starts and how long it took when it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+_LINE_MODE = {"on": False}
+
+
+def quiet_model_loading() -> None:
+    """Turn off the Hugging Face progress bars ("Loading weights", downloads) for this process."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "transformers" in sys.modules:  # already imported: the env var was read; switch it off
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()
+        except Exception:  # an unusual transformers build: keep its default output
+            pass
+    if "huggingface_hub" in sys.modules:
+        try:
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
+        except Exception:
+            pass
+
+
+def line_tqdm_class():
+    """A tqdm subclass that writes whole lines (for log files) instead of redrawing one line."""
+    from tqdm.std import tqdm as std_tqdm
+
+    class LineTqdm(std_tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("mininterval", float(os.environ.get("AUDIOCAP_PROGRESS_SECONDS", "15")))
+            kwargs.setdefault("ascii", True)
+            super().__init__(*args, **kwargs)
+
+        def display(self, msg=None, pos=None):
+            if msg == "" or getattr(self, "disable", False):  # a bar cleared with leave=False
+                return True
+            text = (msg if msg is not None else self.__str__()).strip()
+            if text:
+                self.fp.write(text + "\n")
+                self.fp.flush()
+            return True
+
+    LineTqdm.__name__ = LineTqdm.__qualname__ = "LineTqdm"
+    return LineTqdm
+
+
+def use_line_progress() -> None:
+    """Make ``tqdm.tqdm`` (and ``tqdm.auto.tqdm``) write lines; used when stderr is not a TTY."""
+    import tqdm
+    import tqdm.auto
+    import tqdm.std
+
+    cls = line_tqdm_class()
+    tqdm.tqdm = tqdm.std.tqdm = tqdm.auto.tqdm = cls
+    _LINE_MODE["on"] = True
+
+
+def configure_output() -> None:
+    """What the ``audiocap`` console command sets up before running a command (module docstring)."""
+    quiet_model_loading()
+    if not _stderr_is_tty():
+        use_line_progress()
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def step(message: str) -> Iterator[None]:
+    """Print ``message...`` to stderr, run the block, then ``message: done in X s``."""
+    import typer
+
+    start = time.perf_counter()
+    typer.echo(f"{message}...", err=True)
+    yield
+    typer.echo(f"{message}: done in {_seconds(time.perf_counter() - start)}", err=True)
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 120 else f"{int(s // 60)} min {int(s % 60)} s"
