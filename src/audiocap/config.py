@@ -9,6 +9,7 @@ every checkpoint (:func:`recipe_to_dict`) so a run can be reproduced or resumed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -98,7 +99,18 @@ def _set_dotted(tree: dict[str, Any], dotted: str, raw: str) -> None:
         node = node.setdefault(k, {})
         if not isinstance(node, dict):
             raise RecipeError(f"override {dotted}: '{k}' is not a section")
-    node[keys[-1]] = yaml.safe_load(raw)
+    node[keys[-1]] = _yaml_value(raw, f"override {dotted}")
+
+
+def _yaml_value(raw: str, where: str) -> Any:
+    """Parse YAML text; any parser failure becomes a :class:`RecipeError` naming ``where``."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+        raise RecipeError(f"{where}: not valid YAML ({problem}); quote the value or fix the brackets") from None
+    except (ValueError, RecursionError) as exc:  # 5000-digit integers, 100k nested brackets
+        raise RecipeError(f"{where}: unusable value ({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
 def load_recipe(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> T:
@@ -110,10 +122,21 @@ def load_recipe(cls: type[T], path: str | os.PathLike | None = None, overrides: 
         label = str(p)
         if not p.exists():
             raise RecipeError(f"{p}: recipe file not found")
+        if not p.is_file():
+            raise RecipeError(f"{p}: is a {'folder' if p.is_dir() else 'special file'}, not a recipe file; "
+                              "pass a YAML file such as configs/clap/debug.yaml")
         try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecipeError(f"{p}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8") from None
+        except OSError as exc:
+            raise RecipeError(f"{p}: cannot read the recipe ({exc.strerror or exc})") from None
+        try:
+            loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise RecipeError(f"{p}: invalid YAML: {exc}") from None
+            raise RecipeError(f"{p}: invalid YAML: {' '.join(str(exc).split())}") from None
+        except (ValueError, RecursionError) as exc:
+            raise RecipeError(f"{p}: unusable value ({type(exc).__name__}: {str(exc)[:80]})") from None
         if not isinstance(loaded, dict):
             raise RecipeError(f"{p}: top level must be a mapping")
         data = loaded
@@ -123,9 +146,102 @@ def load_recipe(cls: type[T], path: str | os.PathLike | None = None, overrides: 
         key, raw = item.split("=", 1)
         _set_dotted(data, key.strip(), raw)
     try:
-        return _build(cls, data, "")
+        recipe = _build(cls, data, "")
     except RecipeError as exc:
         raise RecipeError(f"{label}: {exc}") from None
+    validate_recipe(recipe, label=label)
+    return recipe
+
+
+# Value rules by field name (the last part of a dotted key), checked before any work starts, so a
+# recipe with lr=-1 fails in a millisecond and not after minutes of caching and training.
+def _positive(v) -> bool: return v > 0
+def _non_negative(v) -> bool: return v >= 0
+def _at_least_one(v) -> bool: return v >= 1
+def _fraction(v) -> bool: return 0 <= v < 1
+
+
+_RULES: dict[str, tuple[Any, str]] = {
+    "lr": (lambda v: 0 < v <= 10, "must be > 0 and at most 10 (a learning rate such as 0.001)"),
+    "embed_dim": (_at_least_one, "must be >= 1 (the embedding size, e.g. 512)"),
+    "d_model": (_at_least_one, "must be >= 1"),
+    "warmup_steps": (_non_negative, "must be >= 0 (0 = no warm-up)"),
+    "epochs": (_at_least_one, "must be >= 1"),
+    "max_epochs": (_at_least_one, "must be >= 1"),
+    "batch_size": (_at_least_one, "must be >= 1"),
+    "devices": (_at_least_one, "must be >= 1 (the number of devices to train on)"),
+    "weight_decay": (_non_negative, "must be >= 0"),
+    "threads": (_at_least_one, "must be >= 1"),
+    "num_workers": (_non_negative, "must be >= 0"),
+    "log_every_n_steps": (_at_least_one, "must be >= 1"),
+    "checkpoint_every_n_steps": (_at_least_one, "must be >= 1"),
+    "dropout": (_fraction, "must be in [0, 1)"),
+    "label_smoothing": (_fraction, "must be in [0, 1)"),
+    "temperature": (_positive, "must be > 0"),
+    "init_temperature": (_positive, "must be > 0"),
+    "grad_clip": (_non_negative, "must be >= 0 (0 = no clipping)"),
+    "min_lr_ratio": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    "clip_seconds": (_positive, "must be > 0"),
+    "max_seconds": (_positive, "must be > 0"),
+    "beam": (_at_least_one, "must be >= 1"),
+    "heads": (_at_least_one, "must be >= 1"),
+    "n_heads": (_at_least_one, "must be >= 1"),
+    "n_layers": (_at_least_one, "must be >= 1"),
+    "decoder_layers": (_at_least_one, "must be >= 1"),
+    "prefix_len": (_at_least_one, "must be >= 1"),
+}
+_ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+_MAX_INT = 2**31 - 1  # what the trainers' C/CUDA code and Lightning's loops handle
+
+
+def _leaves(node: Any, prefix: str = ""):
+    for f in dataclasses.fields(node):
+        value, key = getattr(node, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            yield from _leaves(value, key + ".")
+        else:
+            yield key, f.name, value
+
+
+def accelerator_problem(name: str) -> str | None:
+    """Why ``trainer.accelerator=name`` cannot run on this machine, or None."""
+    import torch
+
+    if name not in _ACCELERATORS:
+        return f"unknown accelerator; use one of {', '.join(_ACCELERATORS)}"
+    if name in ("gpu", "cuda") and not torch.cuda.is_available():
+        return "no CUDA GPU is available on this machine; use cpu (or auto)"
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        return "Apple MPS is not available on this machine; use cpu (or auto)"
+    return None
+
+
+def validate_recipe(recipe: Any, *, label: str = "recipe") -> None:
+    """Check a recipe's values before any work: every number finite and in range for its key
+    (positive learning rate and sizes, epochs and batch size >= 1, warm-up >= 0...), integers
+    small enough for the trainers, and an accelerator that exists here. Raises
+    :class:`RecipeError` naming every bad key and value in one line."""
+    problems = []
+    for key, leaf, value in _leaves(recipe):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{key}={value}: must be a finite number")
+            continue
+        if isinstance(value, int) and abs(value) > _MAX_INT:
+            problems.append(f"{key}={str(value)[:20]}{'...' if len(str(value)) > 20 else ''}: too large "
+                            f"(at most {_MAX_INT})")
+            continue
+        if leaf == "accelerator" and isinstance(value, str):
+            why = accelerator_problem(value)
+            if why:
+                problems.append(f"{key}={value}: {why}")
+            continue
+        rule = _RULES.get(leaf)
+        if rule is not None and isinstance(value, (int, float)) and not rule[0](value):
+            problems.append(f"{key}={value}: {rule[1]}")
+    if problems:
+        raise RecipeError(f"{label}: " + "; ".join(problems))
 
 
 def recipe_to_dict(recipe: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -50,5 +51,24 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(target: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> Path:
-    """Serialize ``obj`` as JSON (UTF-8, keys in insertion order) to ``target`` atomically."""
-    return atomic_write_text(target, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+    """Serialize ``obj`` as JSON (UTF-8, keys in insertion order) to ``target`` atomically.
+
+    The file is always valid JSON: NaN and +-inf (which ``json.dumps`` would write as the
+    non-standard ``NaN``/``Infinity``) are written as ``null``.
+    """
+    try:
+        text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # a non-finite float somewhere: rare, so the slow pass runs only then
+        text = json.dumps(_finite(obj), indent=indent, ensure_ascii=False, allow_nan=False)
+    return atomic_write_text(target, text + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None (dicts, lists and tuples walked)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

@@ -28,8 +28,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 LAST = "last.ckpt"
 
 
-class NonFiniteError(RuntimeError):
-    """Training produced a NaN/inf loss or weight; nothing broken is saved as a result."""
+class NonFiniteError(ValueError):
+    """Training produced a NaN/inf loss or weight; nothing broken is saved as a result.
+
+    A ValueError, so the training commands report it as one ``error:`` line with exit code 2."""
 
 
 def _rng_state() -> dict[str, Any]:
