@@ -28,7 +28,7 @@ from wsac_caption_scores import score_systems  # noqa: E402
 
 from audiocap.data.manifest import audio_path, read_manifest  # noqa: E402
 from audiocap.decoding.wsac import load_wsac  # noqa: E402
-from audiocap.encoders.shared_space import audio_embedder  # noqa: E402
+from audiocap.inference.shared_space import audio_embedder  # noqa: E402
 from audiocap.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
 COLS = ("bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider", "sbert_sim")

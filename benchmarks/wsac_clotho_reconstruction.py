@@ -29,7 +29,7 @@ from wsac_caption_scores import score_systems  # noqa: E402
 
 from audiocap.data.caption_files import read_caption_groups  # noqa: E402
 from audiocap.decoding.wsac import load_wsac  # noqa: E402
-from audiocap.encoders.shared_space import cached_text_embeddings  # noqa: E402
+from audiocap.inference.shared_space import cached_text_embeddings  # noqa: E402
 from audiocap.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 from audiocap.text.vocab import tokenize_captions  # noqa: E402
 

@@ -1,21 +1,23 @@
 """Caption audio files with trained checkpoints: loading, long files, ensembles, kind dispatch.
 
-Files up to the training clip length (``clip_seconds`` of the recipe, 10 s by default) get one
-caption. Longer files are cut into consecutive windows of that length (the last one shorter;
-nothing is dropped), each window is embedded by the frozen tower, and then either
+Long files follow the checkpoint's long-audio policy (:mod:`audiocap.audio.policy`, stored in
+its recipe; old checkpoints: windows of the recipe's ``clip_seconds``, 10 s by default, the last
+one shifted back to end at the file's end). A file no longer than one window is one window.
+Each window is embedded by the frozen tower (:func:`audiocap.features.window_frames`, the same
+function the ``eval captioner`` cache calls), and then either
 
-- ``per_window=True``: one caption per window, with its start/end time in seconds, or
-- ``per_window=False`` (default): one caption for the whole file. The frame embeddings of all
-  windows are **concatenated** along time and the trainable audio encoder reads them as one
-  long sequence, so the decoder can attend to every part of the file (pooling to a single
-  vector would throw the temporal detail away before cross-attention).
+- ``per_window=False`` (default; policy ``combine="concat"``): one caption for the whole file.
+  The frame embeddings of all windows are **concatenated** along time and the trainable audio
+  encoder reads them as one long sequence, so the decoder can attend to every part of the file
+  (pooling to a single vector would throw the temporal detail away before cross-attention).
+  ``eval captioner`` scores exactly this caption.
+- ``per_window=True``: one caption per window, with its start/end time in seconds.
 
-Frames are computed exactly as in training (:func:`audiocap.train.features.embed_waves`, each
-window being a training-length clip), so a 10 s clip gets the frames of the feature cache.
 ``precision`` chooses the arithmetic of the frozen tower at inference: ``"fp32"``; ``"bf16"``
 (``torch.autocast`` with bfloat16: about 2x faster on CPUs with AVX512-BF16/AMX and on recent
 GPUs, frame embeddings within ~1e-3 cosine of fp32, captions usually identical); ``"auto"`` =
-bf16 only where the hardware runs it natively, else fp32. Decoding always runs in fp32.
+bf16 only where the hardware runs it natively, else fp32. Decoding always runs in fp32. The
+tower and the models run on ``device``.
 
 ``CAPTIONERS`` maps a captioning checkpoint kind to the function that captions files with it, as
 ``"module:function"``; loading goes through the one registry :data:`audiocap.checkpoint.LOADERS`.
@@ -35,8 +37,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from audiocap.audio.policy import AudioPolicy
 from audiocap.checkpoint import CheckpointError, load_checkpoint, read_extra, read_recipe
 from audiocap.decoding import CaptionerScorer, EnsembleScorer, Hypothesis, beam_search, greedy_search
+from audiocap.features.towers import PRECISIONS, resolve_precision, tower_autocast, tower_device  # noqa: F401 (re-exported)
 from audiocap.models.captioner import Captioner, CaptionerConfig
 from audiocap.text.vocab import Vocab
 
@@ -65,6 +69,13 @@ class LoadedCaptioner:
     recipe: dict[str, Any]
     folder: Path
 
+    @property
+    def audio_policy(self) -> AudioPolicy:
+        """The checkpoint's long-audio policy (recipe ``audio_policy``; default for old ones)."""
+        from audiocap.audio.policy import policy_from_recipe
+
+        return policy_from_recipe(self.recipe, "captioner", where=f"{self.folder}/recipe.yaml")
+
 
 def load_captioner(folder: str | os.PathLike, *, device: str | torch.device = "cpu") -> LoadedCaptioner:
     """Load a ``captioner`` checkpoint folder (weights strictly, recipe, vocabulary)."""
@@ -77,35 +88,6 @@ def load_captioner(folder: str | os.PathLike, *, device: str | torch.device = "c
     if len(vocab) != model.cfg.vocab_size:
         raise CheckpointError(f"{folder}: vocab.json has {len(vocab)} words but the model {model.cfg.vocab_size}")
     return LoadedCaptioner(model.eval(), vocab, recipe, Path(folder))
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str:
-    """``"fp32"`` or ``"bf16"`` for a requested ``precision`` (auto|fp32|bf16) on ``device``.
-
-    ``auto`` picks bf16 only where it is fast natively: a CUDA device that supports bf16, or a
-    CPU with AVX512-BF16 or AMX instructions; elsewhere (where bf16 would be emulated and slower)
-    fp32. An explicit ``"bf16"`` is honoured everywhere.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision != "auto":
-        return precision
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if dev.type == "cpu":
-        fast = [getattr(torch.cpu, n, lambda: False) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-        return "bf16" if any(f() for f in fast) else "fp32"
-    return "fp32"
-
-
-def tower_autocast(precision: str, device: str | torch.device):
-    """The autocast context of the frozen tower for a resolved ``precision`` (no-op for fp32)."""
-    dev = torch.device(device).type
-    return torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 _THREADS_LOCK = threading.Lock()
@@ -139,8 +121,16 @@ class CaptionPipeline:
 
     def __init__(self, members: Sequence[LoadedCaptioner], *, beam: int = 3, alpha: float | None = None,
                  max_len: int | None = None, tower: Any = None, batch_size: int = 16,
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", device: str | torch.device | None = None) -> None:
         first = members[0]
+        self.policy = first.audio_policy
+        for m in members[1:]:
+            if m.audio_policy != self.policy:
+                raise CheckpointError(f"{m.folder}: audio_policy {m.audio_policy} differs from {first.folder} "
+                                      f"({self.policy}); an ensemble must window audio alike")
+        if self.policy.combine != "concat":
+            raise CheckpointError(f"{first.folder}: a captioner needs audio_policy.combine 'concat', got "
+                                  f"{self.policy.combine!r}")
         for m in members[1:]:
             if m.vocab.words != first.vocab.words:
                 raise CheckpointError(f"{m.folder}: vocabulary differs from {first.folder}; an ensemble "
@@ -153,17 +143,27 @@ class CaptionPipeline:
         self.alpha = dec.get("alpha", 0.0) if alpha is None else alpha
         limit = min(m.model.cfg.max_len for m in members)
         self.max_len = min(max_len or dec.get("max_len", 25), limit)
-        self.window = float(first.recipe.get("clip_seconds", 10.0))
+        if device is None:
+            device = tower_device(tower) if tower is not None else tower_device(first.model)
+        device = torch.device(device)
+        for m in members:
+            m.model.to(device)
         if tower is None:
-            from audiocap.train.captioner_data import load_frame_tower
+            from audiocap.features.towers import load_frame_tower
 
-            tower = load_frame_tower(first.recipe["tower"]["name"], first.recipe["tower"].get("options"))
-        self.tower = tower
-        self.device = next(iter(tower.parameters()), torch.empty(0)).device
+            tower = load_frame_tower(first.recipe["tower"]["name"], first.recipe["tower"].get("options"),
+                                     device=device)
+        self.tower = tower.to(device)
+        self.device = device
         self.precision = resolve_precision(precision, self.device)
         scorers = [CaptionerScorer(m.model, bos_id=m.vocab.bos_id, eos_id=m.vocab.eos_id, pad_id=m.vocab.pad_id)
                    for m in members]
         self.scorer = scorers[0] if len(scorers) == 1 else EnsembleScorer(scorers)
+
+    @property
+    def window(self) -> float:
+        """Seconds per window: the long-audio policy's ``clip_seconds`` (the training clip length)."""
+        return float(self.policy.clip_seconds)
 
     @torch.inference_mode()
     def caption_frames(self, frames: Sequence[torch.Tensor]) -> list[Hypothesis]:
@@ -174,7 +174,7 @@ class CaptionPipeline:
             return self._decode(frames, device)
 
     def _decode(self, frames: Sequence[torch.Tensor], device: torch.device) -> list[Hypothesis]:
-        from audiocap.train.captioner_data import pad_frames
+        from audiocap.features.towers import pad_frames
 
         out: list[Hypothesis] = []
         for s in range(0, len(frames), self.batch_size):
@@ -189,28 +189,13 @@ class CaptionPipeline:
 
     @torch.inference_mode()
     def window_frames(self, wave: np.ndarray) -> tuple[list[torch.Tensor], list[tuple[float, float]]]:
-        """Cut ``wave`` (at the tower's rate) into training-length windows and embed each.
+        """Frame embeddings (T_i, D) of every window of ``wave`` (at the tower's rate) under the
+        checkpoint's long-audio policy, and each window's (start, end) in seconds
+        (:func:`audiocap.features.window_frames`; the ``eval captioner`` cache calls it too)."""
+        from audiocap.features.towers import window_frames
 
-        Returns the frame embeddings (T_i, D) of every window and its (start, end) in seconds. A
-        wave no longer than one window is one window; otherwise windows follow each other and the
-        last one is shorter (its zero padding from :func:`split_windows` is removed), so every
-        sample is captioned and none is invented.
-        """
-        from audiocap.audio.io import split_windows
-        from audiocap.train.features import embed_waves
-
-        sr = self.tower.sample_rate
-        n, win_n = len(wave), int(round(self.window * sr))
-        if n <= win_n:
-            segs, spans = [wave], [(0.0, n / sr)]
-        else:
-            windows, starts = split_windows(wave, sr=sr, window=self.window, last="pad")
-            first = [int(round(s * sr)) for s in starts]
-            segs = [w[: min(win_n, n - a)] for w, a in zip(windows, first)]
-            spans = [(a / sr, min(a + win_n, n) / sr) for a in first]
-        with tower_autocast(self.precision, self.device):
-            frames = embed_waves(self.tower, segs, batch_size=self.batch_size, device=self.device)
-        return frames, spans
+        return window_frames(self.tower, wave, self.policy, batch_size=self.batch_size, device=self.device,
+                             precision=self.precision)
 
     def caption_wave(self, wave: np.ndarray, *, name: str = "<wave>", per_window: bool = False) -> list[Caption]:
         """Captions of one waveform at the tower's rate (one, or one per window)."""
@@ -226,19 +211,22 @@ class CaptionPipeline:
 
 def caption_files(files: Sequence[str | os.PathLike], checkpoints: Sequence[str | os.PathLike], *,
                   beam: int = 3, per_window: bool = False, progress: bool = False, precision: str = "auto",
-                  **kw: Any) -> list[Caption]:
+                  device: str | torch.device = "cpu", **kw: Any) -> list[Caption]:
     """Caption audio ``files`` with one captioner checkpoint or an ensemble of several.
 
     Encoder-decoder captioning with beam search (k = ``beam``; 1 = greedy) and per-step
     log-probability averaging for ensembles (DCASE Task 6 systems, e.g. the Xiaomi 2023
     captioner); ``precision`` (auto|fp32|bf16) is the frozen tower's arithmetic (module
-    docstring). Raises :class:`audiocap.audio.io.AudioError` naming a bad file.
+    docstring); the tower and the models run on ``device``. Long files follow the checkpoint's
+    long-audio policy (module docstring). Raises :class:`audiocap.audio.io.AudioError` naming a
+    bad file.
     """
     from tqdm import tqdm
 
     from audiocap.audio.io import load_audio
 
-    pipe = CaptionPipeline([load_captioner(c) for c in checkpoints], beam=beam, precision=precision, **kw)
+    pipe = CaptionPipeline([load_captioner(c, device=device) for c in checkpoints], beam=beam, precision=precision,
+                           device=device, **kw)
     out: list[Caption] = []
     for f in tqdm(list(files), desc="captioning", unit="file", disable=not progress):
         wave = load_audio(f, sr=pipe.tower.sample_rate)

@@ -36,8 +36,13 @@ def save_checkpoint(
     extras: dict[str, Any] | None = None,
     exclude_prefixes: tuple[str, ...] = (),
     dtype: torch.dtype | None = None,
+    audio_policy: Any = None,
 ) -> Path:
     """Write weights, optional JSON extras (``name -> object``) and the recipe to ``folder``.
+
+    ``audio_policy`` (an :class:`audiocap.audio.policy.AudioPolicy`) is written as the recipe's
+    top-level ``audio_policy`` section: how the model windows audio longer than its training
+    clips; every path that runs the model reads it back (:func:`audiocap.audio.policy.audio_policy_of`).
 
     ``exclude_prefixes`` leaves out the tensors whose keys start with one of them (frozen
     pretrained towers that the loader rebuilds from their packages); ``dtype`` (e.g.
@@ -52,6 +57,10 @@ def save_checkpoint(
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     recipe = dict(recipe)
+    if audio_policy is not None:
+        from audiocap.audio.policy import with_policy
+
+        recipe = with_policy(recipe, audio_policy)
     if prefixes:
         recipe["excluded_prefixes"] = list(prefixes)
     if dtype is not None:
@@ -107,7 +116,7 @@ def read_extra(folder: str | os.PathLike, name: str) -> Any:
 # captioning dispatch and the web service all resolve loaders here (lazily, so importing this
 # module stays cheap and never pulls in torch models it does not need).
 LOADERS: dict[str, str] = {
-    "clap": "audiocap.models.clap:load_clap",
+    "clap": "audiocap.inference.clap:load_clap",  # attaches the checkpoint's audio_policy
     "captioner": "audiocap.captioning:load_captioner",
     "wsac": "audiocap.decoding.wsac:load_wsac",
 }

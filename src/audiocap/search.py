@@ -1,20 +1,21 @@
 """Search a sound collection with text or audio: build a :class:`VectorIndex`, then query it.
 
-Text-to-audio retrieval with a CLAP dual encoder (Elizarov et al., "Contrastive Audio-Language
-Learning for Music", 2023; Wu et al., "Large-scale Contrastive Language-Audio Pretraining",
-2023): every file of a collection is embedded once by the audio tower; a query (a sentence
+Text-to-audio retrieval with a CLAP dual encoder (Elizalde et al., "CLAP: Learning Audio Concepts
+from Natural Language Supervision", ICASSP 2023; Wu et al., "Large-scale Contrastive
+Language-Audio Pretraining", ICASSP 2023): every file of a collection is embedded once by the audio tower; a query (a sentence
 through the text tower, or a sound through the audio tower) is embedded at search time and
 the files are ranked by cosine similarity.
 
-Long files: a file longer than the model's clip length (``clip_seconds``, 10 s unless the
-model says otherwise) is cut into back-to-back windows of that length (the last window is
-shifted back to end at the file's end, so nothing is padded or dropped); the window embeddings
-are averaged and re-normalized into one vector per file, so a file appears once in the
-results. Files no longer than a window are embedded whole.
+Long files follow the model's long-audio policy (:mod:`audiocap.audio.policy`, stored in the
+checkpoint; old checkpoints: 10 s windows every 10 s, the last one shifted back to end at the
+file's end): the window embeddings are averaged and re-normalized into one vector per file
+(:func:`audiocap.inference.clap.embed_clip`), so a file appears once in the results. Files no
+longer than a window are embedded whole.
 
 An embedder is any object with ``sample_rate`` (int), ``embed_audio(waves)`` (a list of mono
-float32 arrays -> (N, D) L2-normalized) and ``embed_text(texts)`` (-> (N, D)); a path is
-loaded with :func:`load_embedder`.
+float32 arrays -> (N, D) L2-normalized), ``embed_text(texts)`` (-> (N, D)) and optionally
+``audio_policy`` (else windows of its ``clip_seconds``, else
+:data:`audiocap.audio.policy.DEFAULT_POLICY`); a path is loaded with :func:`load_embedder`.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from audiocap.fileio import atomic_write_json
-from audiocap.index import IndexParams, VectorIndex, VectorIndexError, normalize_rows
+from audiocap.index import IndexParams, VectorIndex, VectorIndexError
 
 REPORT_FILE = "report.json"
-DEFAULT_CLIP_SECONDS = 10.0
 
 
 class Embedder(Protocol):
@@ -46,27 +46,23 @@ class Embedder(Protocol):
 
 def load_embedder(model: str | os.PathLike) -> Embedder:
     """Load a trained CLAP checkpoint folder as an :class:`Embedder`."""
+    from audiocap.checkpoint import load_model
+
     path = Path(model)
     if not path.exists():
         raise VectorIndexError(f"{path}: model not found; pass a CLAP checkpoint folder with --model")
-    try:
-        from audiocap.models.clap import load_clap
-    except ImportError:
-        raise VectorIndexError(
-            f"{path}: this audiocap build cannot load CLAP checkpoints (audiocap.models.clap "
-            "missing)") from None
-    return ClapEmbedder(load_clap(path))
+    return ClapEmbedder(load_model(path, expect=("clap",)))
 
 
 class ClapEmbedder:
     """Adapts a loaded CLAP model (:func:`audiocap.models.clap.load_clap`) to :class:`Embedder`."""
 
     def __init__(self, model: Any) -> None:
+        from audiocap.audio.policy import audio_policy_of
+
         self.model = model
         self.sample_rate = int(model.sample_rate)
-        self.clip_seconds = (getattr(model, "clip_seconds", None)
-                             or getattr(getattr(model, "cfg", None), "clip_seconds", None)
-                             or DEFAULT_CLIP_SECONDS)
+        self.audio_policy = audio_policy_of(model)  # attached by the loader; default for bare models
 
     def embed_audio(self, waves: Sequence[np.ndarray]) -> np.ndarray:  # (N, D)
         from audiocap.embed import embed_audio
@@ -115,24 +111,25 @@ def collect_sources(source: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def embed_wave(embedder: Embedder, wave: np.ndarray) -> tuple[np.ndarray, int]:
-    """Embed a mono waveform (N,) at the embedder's rate: whole if no longer than its clip length,
-    else the normalized mean of back-to-back window embeddings (module docstring).
+    """Embed a mono waveform (N,) at the embedder's rate through its long-audio policy: whole if
+    no longer than a window, else the normalized mean of its window embeddings (module docstring).
 
     Returns ``(vector (D,), n_windows)``. Indexing and audio queries (CLI, API, service) all
     embed through here, so a file queried against itself scores 1.
     """
-    from audiocap.audio.io import split_windows
+    from audiocap.audio.policy import DEFAULT_POLICY, AudioPolicy
+    from audiocap.inference.clap import embed_clip
 
-    sr = int(embedder.sample_rate)
-    clip = float(getattr(embedder, "clip_seconds", None) or DEFAULT_CLIP_SECONDS)
-    if wave.shape[0] <= round(clip * sr):
-        windows: Sequence[np.ndarray] = [wave]
-    else:
-        windows = list(split_windows(wave, sr=sr, window=clip, last="overlap")[0])  # W x (clip*sr,)
-    embs = np.asarray(embedder.embed_audio(windows), dtype=np.float32)  # (W, D)
-    if embs.ndim != 2 or embs.shape[0] != len(windows):
-        raise VectorIndexError(f"embed_audio returned shape {embs.shape} for {len(windows)} window(s)")
-    return normalize_rows(embs.mean(axis=0, keepdims=True))[0], len(windows)
+    policy = getattr(embedder, "audio_policy", None)
+    if policy is None:  # a custom embedder may name only its clip length
+        clip = getattr(embedder, "clip_seconds", None)
+        policy = AudioPolicy(clip_seconds=float(clip)) if clip else DEFAULT_POLICY
+    try:
+        return embed_clip(embedder.embed_audio, wave, sr=int(embedder.sample_rate), policy=policy)
+    except ValueError as exc:
+        if type(exc) is not ValueError:  # AudioError and PolicyError keep their type
+            raise
+        raise VectorIndexError(str(exc)) from None
 
 
 def embed_file(embedder: Embedder, path: str | os.PathLike | bytes, *, name: str | None = None

@@ -24,7 +24,8 @@ def test_ten_minute_file_per_window(tmp_path, sine_writer):
     member = LoadedCaptioner(model, vocab, {"tower": {"name": "aisfx"}, "clip_seconds": 10.0}, tmp_path)
     pipe = CaptionPipeline([member], beam=3, max_len=25, tower=tower, batch_size=8)  # precision auto
     rng = np.random.default_rng(0)
-    seconds = 600.5  # 60 full windows + a half-second remainder that must not be dropped
+    seconds = 600.5  # 60 full windows + a half-second remainder that must not be dropped (default policy:
+    # the last window is shifted back to end at the file's end)
     wave = (0.1 * rng.standard_normal(int(seconds * tower.sample_rate))).astype(np.float32)
     t = time.perf_counter()
     caps = pipe.caption_wave(wave, name="ten-minutes", per_window=True)
@@ -33,7 +34,8 @@ def test_ten_minute_file_per_window(tmp_path, sine_writer):
     print(f"\n10-minute file ({pipe.precision}): {len(caps)} windows in {elapsed:.1f} s, peak RSS {peak_mb:.0f} MB")
     assert len(caps) == 61
     assert caps[0].start == 0.0 and caps[-1].end == pytest.approx(seconds, abs=1e-3)
-    assert all(a.end == pytest.approx(b.start) for a, b in zip(caps, caps[1:]))
+    assert all(a.end == pytest.approx(b.start) for a, b in zip(caps[:-1], caps[1:-1]))
+    assert caps[-1].start == pytest.approx(seconds - 10.0, abs=1e-3)
     assert peak_mb < 4000
     t = time.perf_counter()
     whole = pipe.caption_wave(wave, name="ten-minutes", per_window=False)

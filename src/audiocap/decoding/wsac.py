@@ -153,7 +153,8 @@ class WSAC:
         max_len = self.model.cfg.max_len - 1  # generated tokens incl. <eos>; <bos> takes one position
         out: list[str] = []
         for i in range(0, emb.shape[0], batch_size):
-            x = decoder_input(emb[i : i + batch_size].float().cpu(), strategy, memory=self.memory, tau=tau, k=k)
+            x = decoder_input(emb[i : i + batch_size].float().to(self.memory.embeddings.device), strategy,
+                              memory=self.memory, tau=tau, k=k)
             state = scorer.start(x)
             if beam <= 1:
                 hyps = greedy_search(scorer, state, x.shape[0], max_len=max_len)
@@ -186,25 +187,28 @@ def load_wsac(folder, *, device: str | torch.device = "cpu") -> WSAC:
 
 
 def caption_files(files, checkpoints, *, beam: int = 3, per_window: bool = False, progress: bool = False,
-                  strategy: Strategy = "direct", tau: float = 0.01, k: int | None = None, **_: object):
+                  strategy: Strategy = "direct", tau: float = 0.01, k: int | None = None, device: str = "cpu",
+                  **_: object):
     """Caption audio ``files`` with one WSAC checkpoint (the ``audiocap caption`` entry for kind ``wsac``).
 
-    Each file is embedded whole by the CLAP audio tower of the checkpoint's space, mapped to a
-    decoder input by ``strategy`` (direct / nnd / projection, Kouzelis & Katsouros 2023) and
-    decoded with beam search. Returns :class:`audiocap.captioning.Caption` records.
+    Each file is embedded by the CLAP model of the checkpoint's space through that model's
+    long-audio policy (windows, normalized mean: :func:`audiocap.inference.clap.embed_clip`, as
+    search and serving embed it), mapped to a decoder input by ``strategy`` (direct / nnd /
+    projection, Kouzelis & Katsouros 2023) and decoded with beam search on ``device``. Returns
+    :class:`audiocap.captioning.Caption` records.
     """
     from tqdm import tqdm
 
     from audiocap.captioning import Caption
     from audiocap.checkpoint import CheckpointError
-    from audiocap.encoders.shared_space import audio_embedder
+    from audiocap.inference.shared_space import audio_embedder
 
     if len(checkpoints) != 1:
         raise CheckpointError(f"{checkpoints[1]}: WSAC checkpoints are not ensembled; pass one --model")
     if per_window:
         raise CheckpointError(f"{checkpoints[0]}: WSAC captions whole files (CLAP pools the file); drop --per-window")
-    wsac = load_wsac(checkpoints[0])
-    embed = audio_embedder(wsac.space)
+    wsac = load_wsac(checkpoints[0], device=device)
+    embed = audio_embedder(wsac.space, device=device)
     out = []
     for f in tqdm(list(files), desc="captioning", unit="file", disable=not progress):
         from audiocap.audio.io import audio_info

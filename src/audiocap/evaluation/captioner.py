@@ -1,7 +1,9 @@
 """Evaluate captioners on a manifest split with the DCASE Task 6 metrics.
 
-Captions every clip of the split (greedy or beam, one model or an ensemble), scores them
-against the clip's reference captions with :mod:`audiocap.metrics` (coco-caption BLEU-1..4,
+Captions every clip of the split (greedy or beam, one model or an ensemble) exactly as
+``audiocap caption`` captions the clip's file: every window of the checkpoint's long-audio policy
+(:mod:`audiocap.audio.policy`), frames of all windows concatenated, one caption per clip, in the
+same tower precision. It then scores these captions against the clip's reference captions with :mod:`audiocap.metrics` (coco-caption BLEU-1..4,
 METEOR, ROUGE-L, CIDEr-D, SPICE/SPIDEr when Java SPICE is usable, the Sentence-BERT
 similarity and the vocabulary size), and returns the table plus per-clip predictions.
 """
@@ -33,30 +35,41 @@ def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]
 
 def caption_split(checkpoints: Sequence[str | os.PathLike], manifest: str | os.PathLike, *,
                   split: str = "test", beam: int = 3, cache_dir: str | None = None, tower: Any = None,
-                  precision: str = "fp32") -> dict[str, Any]:
+                  precision: str = "auto", device: str = "cpu") -> dict[str, Any]:
     """Caption every captioned clip of ``split`` (one model or an ensemble); no scoring.
 
-    The frames come from the frozen-tower feature cache exactly as in training
-    (:func:`audiocap.train.captioner_data.split_frames`). Returns the predictions, the reference
-    captions and the settings; :func:`evaluate_captioner` scores them.
+    Each clip gets the caption ``audiocap caption`` prints for its file (module docstring): the
+    window frames come from :func:`audiocap.features.cache_window_frames`, which computes them per
+    file with the function ``caption`` uses, in the same ``precision`` (auto|fp32|bf16, as
+    ``caption --precision``), and are concatenated per clip. Returns the predictions, the
+    reference captions and the settings; :func:`evaluate_captioner` scores them.
     """
-    from audiocap.data.manifest import read_manifest
-    from audiocap.train.captioner_data import split_frames
+    import torch
 
-    members = [load_captioner(c) for c in checkpoints]
-    pipe = CaptionPipeline(members, beam=beam, tower=tower, precision=precision)
+    from audiocap.data.manifest import read_manifest
+    from audiocap.features.cache import cache_window_frames, read_window_frames
+
+    members = [load_captioner(c, device=device) for c in checkpoints]
+    pipe = CaptionPipeline(members, beam=beam, tower=tower, precision=precision, device=device)
     clips = [c for c in read_manifest(manifest) if c.split == split and c.captions]
     if not clips:
         raise ValueError(f"{manifest}: no captioned clips in split '{split}'")
-    feats = split_frames(manifest, clips, split, pipe.tower, clip_seconds=pipe.window,
-                         cache_dir=cache_dir or members[0].recipe["data"].get("cache_dir") or None)
-    hyps = pipe.caption_frames([feats[c.id] for c in clips])
+    path = cache_window_frames(pipe.tower, manifest, clips, split, pipe.policy,
+                               cache_dir or members[0].recipe.get("data", {}).get("cache_dir") or None,
+                               device=pipe.device, precision=pipe.precision, batch_size=pipe.batch_size)
+    windows, meta = read_window_frames(path)
+    missing = [c.id for c in clips if c.id not in windows]
+    if missing:
+        raise ValueError(f"{path}: window cache lacks clips {missing[:3]}; delete the file so it is recomputed")
+    hyps = pipe.caption_frames([torch.cat(windows[c.id], 0) for c in clips])
     preds = [pipe.vocab.decode(h.tokens) for h in hyps]
     rows = [{"id": c.id, "caption": p, "score": round(h.score, 4), "finished": h.finished}
             for c, p, h in zip(clips, preds, hyps)]
     return {"predictions": rows, "references": [c.captions for c in clips],
             "models": [str(c) for c in checkpoints], "manifest": str(manifest), "split": split, "beam": beam,
-            "precision": pipe.precision, "clips": len(clips), "empty_predictions": sum(not p for p in preds)}
+            "precision": pipe.precision, "audio_policy": pipe.policy.to_dict(),
+            "windows": int(sum(meta["windows"])), "clips": len(clips),
+            "empty_predictions": sum(not p for p in preds)}
 
 
 def candidates(report: dict[str, Any]) -> list[str]:
@@ -67,12 +80,15 @@ def candidates(report: dict[str, Any]) -> list[str]:
 
 def evaluate_captioner(checkpoints: Sequence[str | os.PathLike], manifest: str | os.PathLike, *,
                        split: str = "test", beam: int = 3, cache_dir: str | None = None, tower: Any = None,
-                       metrics: Sequence[str] | None = None) -> dict[str, Any]:
-    """Caption ``split`` of ``manifest`` and score it; returns metrics, predictions and settings.
-
-    ``metrics`` chooses Evaluator metric names (default: all, including the slow Java SPICE).
+                       metrics: Sequence[str] | None = None, precision: str = "auto",
+                       device: str = "cpu") -> dict[str, Any]:
+    """Caption ``split`` of ``manifest`` as ``audiocap caption`` would and score it with the DCASE
+    Task 6 metrics (coco-caption, via :func:`score_captions`); returns metrics, predictions and
+    settings. ``metrics`` chooses Evaluator metric names (default: all, including the slow Java
+    SPICE).
     """
-    report = caption_split(checkpoints, manifest, split=split, beam=beam, cache_dir=cache_dir, tower=tower)
+    report = caption_split(checkpoints, manifest, split=split, beam=beam, cache_dir=cache_dir, tower=tower,
+                           precision=precision, device=device)
     report["metrics"] = score_captions(candidates(report), report["references"], metrics=metrics)
     return report
 

@@ -6,6 +6,10 @@ and mAP@10 as in DCASE 2022–2024 Task 6b. Ensembles average the similarity mat
 models. Zero-shot classification (Elizalde et al., CLAP, 2023): each tag of the vocabulary becomes
 a prompt (default "the sound of {}"); a clip counts as correct when its highest-scoring tag is one
 of its own tags. Chance levels come from the same metrics on random similarity matrices.
+
+Each clip is embedded as search and serving embed its file: every window of the checkpoint's
+long-audio policy (:mod:`audiocap.audio.policy`), window embeddings averaged and re-normalized.
+Frozen audio towers read the per-window frames from :func:`audiocap.features.cache_window_frames`.
 """
 
 from __future__ import annotations
@@ -38,20 +42,35 @@ def split_clips(manifest: str | os.PathLike, split: str) -> list[Clip]:
 
 @torch.no_grad()
 def embed_split(model, manifest: str | os.PathLike, clips: list[Clip], split: str, *,
-                cache_dir: str | None = None, max_seconds: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Audio embeddings (N, E) and caption embeddings (M, E) of a split. Frozen audio towers
-    read/fill the feature cache (shared by all checkpoints with the same tower weights)."""
-    from audiocap.embed import embed_audio
-    from audiocap.train.features import cache_audio_frames, read_cache
+                cache_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Audio embeddings (N, E) and caption embeddings (M, E) of a split, each clip through the
+    model's long-audio policy (module docstring). Frozen audio towers read/fill the window cache
+    (shared by all checkpoints with the same tower weights and policy) on the model's device."""
+    from audiocap.audio.policy import audio_policy_of, pool_embeddings
+    from audiocap.features.cache import cache_window_frames, read_window_frames
+    from audiocap.features.towers import pad_frames
+    from audiocap.inference.clap import embed_clips
 
     model.eval()
+    policy = audio_policy_of(model)
+    dev = next(model.parameters()).device
     if model.cfg.freeze_audio:
-        t = read_cache(cache_audio_frames(model.audio_tower, manifest, clips, split, cache_dir, max_seconds=max_seconds))[0]
-        dev = next(model.parameters()).device
-        a = torch.cat([model.encode_audio(frame_embs=t["frames"][i : i + 256].to(dev), mask=t["mask"][i : i + 256].to(dev))
-                       for i in range(0, len(clips), 256)]).cpu()
+        windows, _ = read_window_frames(cache_window_frames(model.audio_tower, manifest, clips, split, policy,
+                                                            cache_dir, device=dev))
+        flat = [f for c in clips for f in windows[c.id]]  # every window of every clip, in clip order
+        embs = []
+        for i in range(0, len(flat), 256):
+            x, mask = pad_frames(flat[i : i + 256])  # (b, T, D), (b, T)
+            embs.append(model.encode_audio(frame_embs=x.to(dev), mask=mask.to(dev)).float().cpu())
+        embs_all = torch.cat(embs).numpy()  # (W, E)
+        rows, start = [], 0
+        for c in clips:
+            n = len(windows[c.id])
+            rows.append(pool_embeddings(embs_all[start : start + n]))
+            start += n
+        a = torch.from_numpy(np.stack(rows))
     else:
-        a = torch.from_numpy(embed_audio(model, [audio_path(manifest, c) for c in clips]))
+        a = torch.from_numpy(embed_clips(model, [audio_path(manifest, c) for c in clips], policy=policy))
     captions = [c for clip in clips for c in clip.captions]
     text = torch.cat([model.encode_text(captions[i : i + 256]).cpu() for i in range(0, len(captions), 256)])
     return a, text
@@ -109,9 +128,11 @@ def evaluate_clap(models: dict[str, object], manifest: str | os.PathLike, *, spl
 
 
 def load_for_eval(spec: str, device: str | None = None):
-    """``FOLDER`` loads a checkpoint; ``init:FOLDER`` rebuilds that run's starting point (pretrained
-    towers, projection heads as initialized by the recipe's seed, i.e. untrained)."""
-    from audiocap.models.clap import build_clap, load_clap
+    """``FOLDER`` loads a checkpoint (with its long-audio policy); ``init:FOLDER`` rebuilds that
+    run's starting point (pretrained towers, projection heads as initialized by the recipe's
+    seed, i.e. untrained), windowing audio like the run's checkpoint."""
+    from audiocap.inference.clap import load_clap
+    from audiocap.models.clap import build_clap
 
     if spec.startswith("init:"):
         import lightning as L
@@ -119,8 +140,12 @@ def load_for_eval(spec: str, device: str | None = None):
         from audiocap.checkpoint import read_recipe
 
         recipe = read_recipe(spec[5:])
+        from audiocap.audio.policy import policy_from_recipe
+
         L.seed_everything(int(recipe.get("trainer", {}).get("seed", 0)), verbose=False)
-        return build_clap(recipe["model"]).to(device or "cpu").eval()
+        model = build_clap(recipe["model"]).to(device or "cpu").eval()
+        model.audio_policy = policy_from_recipe(recipe, "clap")
+        return model
     if not Path(spec).is_dir():
         raise FileNotFoundError(f"{spec}: checkpoint folder not found")
     return load_clap(spec, device)

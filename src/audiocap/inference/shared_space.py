@@ -6,7 +6,8 @@ space is named by a spec string stored in the checkpoint recipe:
 
 - ``minilm``: all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalized). Text only; useful
   to develop and to measure caption reconstruction from text, it has no audio tower.
-- ``clap:FOLDER``: the projections of a trained CLAP checkpoint folder (frozen towers).
+- ``clap:FOLDER``: the projections of a trained CLAP checkpoint folder (frozen towers), loaded
+  through :data:`audiocap.checkpoint.LOADERS` with its long-audio policy.
 
 Text embeddings are cached on disk (safetensors, keyed by the spec and the exact texts), because
 embedding tens of thousands of captions is the slowest step of text-only training on a CPU.
@@ -29,15 +30,16 @@ class SpaceError(ValueError):
     """An embedding-space spec is unknown or its model cannot be loaded."""
 
 
-def _clap(folder: str):
+def _clap(folder: str, device: str | torch.device = "cpu"):
+    from audiocap.checkpoint import CheckpointError, load_model
+
     try:
-        from audiocap.models.clap import load_clap  # provided by the CLAP issue
-    except ImportError:
-        raise SpaceError(f"space 'clap:{folder}': audiocap.models.clap.load_clap is not available") from None
-    return load_clap(folder)
+        return load_model(folder, device=device, expect=("clap",))
+    except CheckpointError as exc:
+        raise SpaceError(f"space 'clap:{folder}': {exc}") from None
 
 
-def text_embedder(spec: str) -> TextEmbedder:
+def text_embedder(spec: str, *, device: str | torch.device = "cpu") -> TextEmbedder:
     """Return ``texts -> (N, D)`` L2-normalized text embeddings of the space ``spec``.
 
     The text side of the shared space that WSAC's decoder is trained on (Kouzelis &
@@ -50,23 +52,25 @@ def text_embedder(spec: str) -> TextEmbedder:
     if spec.startswith("clap:"):
         from audiocap.embed import embed_text
 
-        model = _clap(spec[5:])
+        model = _clap(spec[5:], device)
         return lambda texts: torch.from_numpy(embed_text(model, list(texts))).float()
     raise SpaceError(f"unknown embedding space '{spec}'; use 'minilm' or 'clap:CHECKPOINT_FOLDER'")
 
 
-def audio_embedder(spec: str) -> AudioEmbedder:
+def audio_embedder(spec: str, *, device: str | torch.device = "cpu") -> AudioEmbedder:
     """Return ``items -> (N, D)`` L2-normalized audio embeddings of the space ``spec``.
 
-    ``items`` are audio file paths or mono waveforms at the model's rate. Only CLAP spaces
-    have an audio tower; WSAC feeds this embedding (or its nearest text memory, NND, or its
-    projection onto the memory) to the text-trained decoder (Kouzelis & Katsouros, 2023).
+    ``items`` are audio file paths or mono waveforms at the model's rate, each embedded through
+    the CLAP checkpoint's long-audio policy (:func:`audiocap.inference.clap.embed_clip`: windows,
+    normalized mean), exactly as search and serving embed them. Only CLAP spaces have an audio
+    tower; WSAC feeds this embedding (or its nearest text memory, NND, or its projection onto
+    the memory) to the text-trained decoder (Kouzelis & Katsouros, 2023).
     """
     if spec.startswith("clap:"):
-        from audiocap.embed import embed_audio
+        from audiocap.inference.clap import embed_clips
 
-        model = _clap(spec[5:])
-        return lambda items: torch.from_numpy(embed_audio(model, list(items))).float()
+        model = _clap(spec[5:], device)
+        return lambda items: torch.from_numpy(embed_clips(model, list(items))).float()
     raise SpaceError(
         f"embedding space '{spec}' has no audio tower; train WSAC with --space clap:CHECKPOINT_FOLDER "
         "to caption audio"

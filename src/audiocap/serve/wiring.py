@@ -14,10 +14,11 @@ from typing import Any, Iterator
 import numpy as np
 
 def load_clap_model(folder: Path, *, device: str = "cpu"):
-    """A CLAP checkpoint folder (kind "clap") in eval mode on ``device``."""
-    from audiocap.models.clap import load_clap
+    """A CLAP checkpoint folder (kind "clap") in eval mode on ``device``, with its long-audio policy
+    (loaded through the one registry, :func:`audiocap.checkpoint.load_model`)."""
+    from audiocap.checkpoint import load_model
 
-    return load_clap(folder, device=device)
+    return load_model(folder, device=device, expect=("clap",))
 
 
 def load_index(folder: Path):
@@ -31,8 +32,9 @@ def load_captioner(folder: Path, *, device: str = "cpu"):
     """A captioning checkpoint (kind ``captioner`` or ``wsac``) ready to caption waveforms.
 
     Loaded through the one registry :func:`audiocap.checkpoint.load_model`. A captioner is
-    wrapped in its pipeline (frozen tower on ``device`` + model); a WSAC model (Kouzelis &
-    Katsouros, 2023) in :class:`WsacWaves`, which embeds the wave with its space's CLAP audio tower.
+    wrapped in its pipeline (frozen tower and model on ``device``, long files windowed by the
+    checkpoint's policy as ``audiocap caption`` does); a WSAC model (Kouzelis & Katsouros, 2023)
+    in :class:`WsacWaves`, which embeds the wave with its space's CLAP model on ``device``.
     """
     from audiocap.checkpoint import checkpoint_kind, load_model
 
@@ -42,14 +44,15 @@ def load_captioner(folder: Path, *, device: str = "cpu"):
         return WsacWaves(model, device=device)
     from audiocap.captioning import CaptionPipeline
 
-    return CaptionPipeline([model])
+    return CaptionPipeline([model], device=device)
 
 
 class WsacWaves:
     """A WSAC model behind the ``caption_wave`` call the service makes (direct decoding).
 
     The wave is embedded by the CLAP model of the checkpoint's ``clap:FOLDER`` space exactly as
-    the index embeds files (:func:`audiocap.search.embed_wave`) and decoded with beam search.
+    the index and ``audiocap caption`` embed files (:func:`audiocap.search.embed_wave`: the CLAP
+    checkpoint's long-audio policy) and decoded with beam search.
     """
 
     def __init__(self, wsac, *, device: str = "cpu") -> None:
@@ -61,20 +64,32 @@ class WsacWaves:
         self.wsac, self.beam = wsac, 3
         self.clap = load_model(wsac.space[5:], device=device, expect=("clap",))
         self.tower = self.clap  # the service reads ``tower.sample_rate``
+        self.policy = self.clap.audio_policy
 
-    def caption_wave(self, wave: np.ndarray, *, name: str = "upload") -> list:
+    @property
+    def window(self) -> float:
+        return float(self.policy.clip_seconds)
+
+    def caption_wave(self, wave: np.ndarray, *, name: str = "upload", per_window: bool = False) -> list:
+        """One caption of the pooled embedding, or (``per_window``) one per policy window."""
         import torch
 
+        from audiocap.audio.policy import audio_windows
         from audiocap.search import ClapEmbedder, embed_wave
 
-        emb = torch.from_numpy(embed_wave(ClapEmbedder(self.clap), wave)[0][None, :]).float()  # (1, D)
-        text = self.wsac.caption_embeddings(emb, beam=self.beam)[0]
-        return [_Text(text)]
+        sr = int(self.clap.sample_rate)
+        if per_window:
+            segs, spans = audio_windows(wave, sr=sr, policy=self.policy)
+        else:
+            segs, spans = [wave], [(0.0, len(wave) / sr)]
+        embs = np.stack([embed_wave(ClapEmbedder(self.clap), s)[0] for s in segs])  # (W, D)
+        texts = self.wsac.caption_embeddings(torch.from_numpy(embs).float(), beam=self.beam)
+        return [_Text(t, a, b) for t, (a, b) in zip(texts, spans)]
 
 
 class _Text:
-    def __init__(self, text: str) -> None:
-        self.text = text
+    def __init__(self, text: str, start: float = 0.0, end: float = 0.0) -> None:
+        self.text, self.start, self.end = text, round(start, 3), round(end, 3)
 
 
 def embed_text(clap, texts: list[str]) -> np.ndarray:
@@ -108,9 +123,20 @@ def index_items(index) -> Iterator[tuple[str, Any]]:
 
 
 def caption(pipeline, wave: np.ndarray, *, sr: int, beam: int) -> list[str]:
-    """Caption a waveform (N,) at ``sr`` with beam size ``beam`` (1 = greedy); best first."""
+    """Caption a waveform (N,) at ``sr`` with beam size ``beam`` (1 = greedy); best first. A long
+    wave gets the one caption ``audiocap caption`` prints for it (its long-audio policy)."""
     from audiocap.audio.io import resample
 
     wave = resample(wave, sr, int(pipeline.tower.sample_rate))
     pipeline.beam = int(beam)  # the caller holds the model lock, so this cannot race
     return [c.text for c in pipeline.caption_wave(wave, name="upload")]
+
+
+def caption_windows(pipeline, wave: np.ndarray, *, sr: int, beam: int) -> list[tuple[float, float, str]]:
+    """One caption per window of the model's long-audio policy, ``[(start s, end s, caption)]``:
+    what ``audiocap caption --per-window`` prints for the same audio (:mod:`audiocap.audio.policy`)."""
+    from audiocap.audio.io import resample
+
+    wave = resample(wave, sr, int(pipeline.tower.sample_rate))
+    pipeline.beam = int(beam)  # the caller holds the model lock, so this cannot race
+    return [(c.start, c.end, c.text) for c in pipeline.caption_wave(wave, name="upload", per_window=True)]

@@ -20,6 +20,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from audiocap.audio.policy import AudioPolicy, with_policy
 from audiocap.checkpoint import save_checkpoint
 from audiocap.config import recipe_to_dict
 from audiocap.fileio import atomic_write_json
@@ -199,7 +200,9 @@ def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any
     cfg = model_config(recipe, vocab_size=len(vocab), frame_dim=int(tower.frame_dim))
     model = Captioner(cfg)
     out = Path(t.out)
-    saved = {**recipe_to_dict(recipe), "model_config": dataclasses.asdict(cfg)}
+    # the long-audio policy: windows of the training clip length, frames concatenated (audiocap.audio.policy)
+    saved = with_policy({**recipe_to_dict(recipe), "model_config": dataclasses.asdict(cfg)},
+                        AudioPolicy(clip_seconds=recipe.clip_seconds, combine="concat"))
     task = CaptionerTask(model, recipe, len(loaders[d.train_split]))
     trainer = L.Trainer(max_epochs=t.epochs, accelerator="auto", devices=1, gradient_clip_val=t.grad_clip,
                         default_root_dir=str(out), enable_progress_bar=t.progress, logger=False,

@@ -9,48 +9,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from audiocap.data.dataset import pad_stack
 from audiocap.data.manifest import Clip
+from audiocap.features.towers import load_frame_tower, pad_frames  # noqa: F401 (the training entry points)
 from audiocap.text.vocab import Vocab
 
 
-class FrameTower(Protocol):
-    """A frozen audio tower: waveform (B, N) at ``sample_rate`` -> frame embeddings (B, T, D)."""
-
-    sample_rate: int
-    frame_dim: int
-
-    def __call__(self, wave: Tensor) -> Tensor: ...
-
-
-def load_frame_tower(name: str, options: dict[str, Any] | None = None) -> nn.Module:
-    """The frozen tower ``name`` from the audio-encoder registry, in eval mode, no gradients."""
-    from audiocap.encoders import build_audio_encoder
-
-    tower = build_audio_encoder(name, **(options or {}))
-    tower.eval().requires_grad_(False)
-    return tower
-
-
 def split_frames(manifest: str | os.PathLike, clips: Sequence[Clip], split: str, tower: nn.Module, *,
-                 clip_seconds: float, cache_dir: str | os.PathLike | None = None) -> dict[str, Tensor]:
+                 clip_seconds: float, cache_dir: str | os.PathLike | None = None,
+                 device: str | torch.device | None = None) -> dict[str, Tensor]:
     """Frame embeddings (T_i, D) of ``clips`` by clip id, from the frozen-tower feature cache.
 
     Uses :func:`audiocap.train.features.cache_audio_frames`, the cache CLAP training fills, with
-    each clip cut to its first ``clip_seconds`` (the window captioning uses at inference), so a
+    each clip cut to its first ``clip_seconds`` (the first window of the long-audio policy), so a
     CLAP and a captioner recipe with the same tower, manifest and clip length share one file
     and the tower runs over the audio once. ``split`` names the clip list in the cache key
     (e.g. ``"train[:480]"`` for a subset).
     """
+    from audiocap.features.towers import tower_device
     from audiocap.train.features import cache_audio_frames, read_cache
 
-    path = cache_audio_frames(tower, manifest, list(clips), split, cache_dir or None, max_seconds=float(clip_seconds))
+    path = cache_audio_frames(tower, manifest, list(clips), split, cache_dir or None, max_seconds=float(clip_seconds),
+                              device=tower_device(tower) if device is None else device)
     tensors, meta = read_cache(path)
     row = {cid: i for i, cid in enumerate(meta["ids"])}
     missing = [c.id for c in clips if c.id not in row]
@@ -94,12 +78,6 @@ class CaptionPairs(Dataset):
 
 def collate_pairs(batch: list[tuple[Tensor, list[int], int]], pad_id: int = 0) -> dict[str, Tensor]:
     """Pad frames (B, T, D) with mask (B, T) and captions (B, L); keep clip indices (B,)."""
-    frames, _, mask = pad_stack([b[0] for b in batch])
+    frames, mask = pad_frames([b[0] for b in batch])
     caps = nn.utils.rnn.pad_sequence([torch.tensor(b[1]) for b in batch], batch_first=True, padding_value=pad_id)
     return {"frames": frames, "frame_mask": mask, "caption_ids": caps, "clip": torch.tensor([b[2] for b in batch])}
-
-
-def pad_frames(frames: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-    """Stack variable-length frame embeddings into (B, T, D) plus mask (B, T)."""
-    padded, _, mask = pad_stack(frames)
-    return padded, mask

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from audiocap.checkpoint import save_checkpoint
 from audiocap.config import recipe_to_dict
 from audiocap.data.caption_files import read_caption_groups
-from audiocap.encoders.shared_space import cached_text_embeddings
+from audiocap.inference.shared_space import cached_text_embeddings
 from audiocap.models.modality_gap import bridge_text_embedding, estimate_noise_std
 from audiocap.models.prefix_decoder import PrefixDecoder, PrefixDecoderConfig, caption_loss
 from audiocap.text.vocab import Vocab, tokenize_captions
@@ -158,7 +158,7 @@ def load_caption_embeddings(path: str, split: str | None, recipe: DataRecipe):
 def estimate_shift(gap: GapRecipe, space: str) -> torch.Tensor:
     """Δgap from up to ``gap.paired_clips`` clips of a manifest: mean audio − mean caption embedding."""
     from audiocap.data.manifest import audio_path, read_manifest
-    from audiocap.encoders.shared_space import audio_embedder, text_embedder
+    from audiocap.inference.shared_space import audio_embedder, text_embedder
     from audiocap.models.modality_gap import estimate_gap
 
     if not gap.paired_manifest:
@@ -227,4 +227,13 @@ def train_wsac(recipe: WSACRecipe, out_dir: str | Path, *, progress: bool = True
         "decoder": asdict(cfg),
         "train_metrics": metrics,
     }
-    return save_checkpoint(out_dir, state, kind=KIND, recipe=recipe_to_dict(recipe), extras=extras)
+    return save_checkpoint(out_dir, state, kind=KIND, recipe=recipe_to_dict(recipe), extras=extras,
+                           audio_policy=space_policy(d.space))
+
+
+def space_policy(space: str):
+    """The long-audio policy a WSAC model decodes under: that of its ``clap:FOLDER`` space (the
+    CLAP model embeds the audio; :mod:`audiocap.audio.policy`), the default for text-only spaces."""
+    from audiocap.audio.policy import DEFAULT_POLICY, audio_policy_of
+
+    return audio_policy_of(space[5:]) if space.startswith("clap:") else DEFAULT_POLICY

@@ -1,0 +1,61 @@
+"""CLAP at inference: load a checkpoint with its long-audio policy, embed files through the policy.
+
+CLAP (Elizalde et al., "CLAP: Learning Audio Concepts from Natural Language Supervision",
+ICASSP 2023) is trained on clips of ``clip_seconds``; a longer file is cut by
+:func:`audiocap.audio.policy.audio_windows` and its window embeddings are averaged and
+re-normalized (:func:`audiocap.audio.policy.pool_embeddings`). Indexing, audio queries, the web
+service, ``eval clap`` on trainable towers and WSAC's audio side all embed through
+:func:`embed_clip`, so a file gets one vector whichever path asks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from audiocap.audio.policy import AudioPolicy, PolicyError, audio_policy_of, audio_windows, policy_from_recipe, \
+    pool_embeddings
+
+
+def load_clap(folder: str | os.PathLike, device: str | torch.device | None = None) -> Any:
+    """Load a ``clap`` checkpoint folder (:func:`audiocap.models.clap.load_clap`) in eval mode on
+    ``device`` with ``model.audio_policy`` set from its recipe (the default for old checkpoints)."""
+    from audiocap.checkpoint import read_recipe
+    from audiocap.models.clap import load_clap as load_weights
+
+    model = load_weights(folder, device)
+    if not isinstance(getattr(model, "audio_policy", None), AudioPolicy):
+        model.audio_policy = policy_from_recipe(read_recipe(folder), "clap", where=f"{folder}/recipe.yaml")
+    return model
+
+
+def embed_clip(embed_audio: Callable[[list[np.ndarray]], np.ndarray], wave: np.ndarray, *, sr: int,
+               policy: AudioPolicy) -> tuple[np.ndarray, int]:
+    """One L2-normalized embedding (D,) of a mono wave (N,) at ``sr``: the wave is cut by
+    ``policy``, ``embed_audio`` (window waves -> (W, D) unit rows) embeds the windows, and their
+    normalized mean is returned with the number of windows."""
+    if policy.combine != "mean":
+        raise PolicyError(f"an embedding model needs audio_policy.combine 'mean', got {policy.combine!r}")
+    windows, _ = audio_windows(wave, sr=sr, policy=policy)
+    embs = np.asarray(embed_audio(windows), dtype=np.float32)  # (W, D)
+    if embs.ndim != 2 or embs.shape[0] != len(windows):
+        raise ValueError(f"embed_audio returned shape {embs.shape} for {len(windows)} window(s)")
+    return pool_embeddings(embs), len(windows)
+
+
+def embed_clips(model: Any, items: Sequence[np.ndarray | str | os.PathLike], *,
+                policy: AudioPolicy | None = None) -> np.ndarray:
+    """Embeddings (N, E) of waveforms (at ``model.sample_rate``) or audio files with a CLAP model,
+    each through :func:`embed_clip` under ``policy`` (default: the model's)."""
+    from audiocap.audio.io import load_audio
+    from audiocap.embed import embed_audio
+
+    policy = policy or audio_policy_of(model)
+    sr = int(model.sample_rate)
+    out = [embed_clip(lambda ws: embed_audio(model, ws), it if isinstance(it, np.ndarray) else
+                      load_audio(it, sr=sr), sr=sr, policy=policy)[0] for it in items]
+    return np.stack(out) if out else np.zeros((0, model.cfg.embed_dim), dtype=np.float32)
