@@ -1,8 +1,8 @@
 """A persisted faiss index of L2-normalized embeddings, searched by inner product (= cosine).
 
-CLAP (Elizalde et al., ICASSP 2023; Wu et al., ICASSP 2023) embeds audio and text into one space where the
-cosine similarity ranks matches, so searching a sound collection is maximum-inner-product
-search over unit vectors. :class:`VectorIndex` picks the faiss structure by size:
+CLAP (Elizalde et al., ICASSP 2023; Wu et al., ICASSP 2023) embeds audio and text into one
+space where the cosine similarity ranks matches, so searching a sound collection is
+maximum-inner-product search over unit vectors. :class:`VectorIndex` picks the faiss structure by size:
 
 * ``n < exact_below`` rows: ``IndexFlatIP``, exact brute force (Johnson et al., "Billion-scale
   similarity search with GPUs", 2017, for the faiss library itself).
