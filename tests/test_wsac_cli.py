@@ -38,8 +38,11 @@ def test_caption_passes_strategy_to_wsac_only(tmp_path, monkeypatch):
     for folder, kind in ((wsac, "wsac"), (cap, "captioner")):
         folder.mkdir()
         (folder / "recipe.yaml").write_text(f"kind: {kind}\n")
-    clip = tmp_path / "x.wav"
-    clip.write_bytes(b"")
+    clip = tmp_path / "x.wav"  # readable: `caption` skips unreadable files before it dispatches
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(clip, np.zeros(1600, dtype=np.float32), 16000)
     res = runner.invoke(app, ["caption", str(clip), "--model", str(wsac), "--strategy", "nnd", "--tau", "0.05"])
     assert res.exit_code == 0, res.output
     assert seen["strategy"] == "nnd" and seen["tau"] == 0.05 and "a dog barks" in res.output
