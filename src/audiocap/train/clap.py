@@ -16,12 +16,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from audiocap.checkpoint import save_checkpoint
 from audiocap.config import recipe_to_dict
 from audiocap.losses import clip_loss, multi_positive_nce, tag_regularizer
 from audiocap.models.clap import ClapConfig, ClapModel, build_clap
+from audiocap.train.callbacks import FiniteGuard, ResumeCheckpoint, check_finite_weights
 from audiocap.train.clap_data import ClapDataModule, DataRecipe
 
 
@@ -44,6 +44,7 @@ class TrainerRecipe:
     precision: str = "32-true"
     log_every_n_steps: int = 10
     progress_bar: bool = True
+    checkpoint_every_n_steps: int = 50  # atomic last.ckpt this often (and every epoch)
 
 
 @dataclass
@@ -241,21 +242,26 @@ def train_clap(recipe: ClapRecipe, *, callbacks: list | None = None) -> Path:
     phrases = (dm.phrase_feats, dm.phrase_tag) if dm.phrase_feats is not None else None
     module = ClapModule(model, recipe, tag_head, val_split=dm.splits[recipe.data.val_split], phrases=phrases)
     ckpt_dir = out / "lightning"
-    ckpt_cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1)
+    ckpt_cb = ResumeCheckpoint(ckpt_dir, every_n_steps=tr.checkpoint_every_n_steps)
     trainer = L.Trainer(
         max_epochs=tr.max_epochs, accelerator=tr.accelerator, devices=tr.devices, strategy=tr.strategy,
         precision=tr.precision, log_every_n_steps=tr.log_every_n_steps, enable_progress_bar=tr.progress_bar,
-        callbacks=[ckpt_cb, *(callbacks or [])], logger=L.pytorch.loggers.CSVLogger(out, name="logs"),
+        callbacks=[FiniteGuard("lower optim.lr or raise optim.warmup_steps"), ckpt_cb, *(callbacks or [])],
+        enable_checkpointing=False, logger=L.pytorch.loggers.CSVLogger(out, name="logs"),
         use_distributed_sampler=False, enable_model_summary=False, num_sanity_val_steps=0,
         default_root_dir=out,
     )
-    last = ckpt_dir / "last.ckpt"
-    resume = str(last) if recipe.resume and last.exists() else None
+    resume = ckpt_cb.resume_path(recipe.resume)
     t1 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
     t_train = time.time() - t1
+    if resume and not ckpt_cb.trained:  # a finished run: keep its train.json and weights
+        print(f"{out}: already trained to epoch {trainer.current_epoch} (step {trainer.global_step}); "
+              "nothing to do (resume=false retrains)")
+        return out
     if trainer.global_rank == 0 and not trainer.interrupted:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        check_finite_weights(model, "at the end of training; nothing saved")
         save_checkpoint(out, model.state_dict(), kind="clap", recipe=recipe_to_dict(recipe), extras={"train": {
             "seconds_cache_and_setup": round(t_cache, 1), "seconds_train": round(t_train, 1),
             "seconds_total": round(time.time() - t0, 1), "global_step": trainer.global_step,

@@ -14,10 +14,11 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
 from audiocap.audio.io import load_audio
 from audiocap.data.manifest import Clip, audio_path, read_manifest
+from audiocap.train.callbacks import ResumableLoader
 from audiocap.train.features import cache_audio_frames, cache_text_features, read_cache
 
 
@@ -198,13 +199,13 @@ class ClapDataModule(L.LightningDataModule):
         return PairDataset(self.splits[name], self.model.sample_rate, self.r.max_seconds,
                            augment=name == self.r.train_split)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableLoader:
         ds = self.dataset(self.r.train_split)
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
         bs = min(self.batch_size, len(ds) // world)
-        sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=self.seed, drop_last=True)
-        return DataLoader(ds, batch_size=bs, sampler=sampler, collate_fn=collate, drop_last=True,
-                          num_workers=self.r.num_workers, persistent_workers=self.r.num_workers > 0)
+        return ResumableLoader(ds, batch_size=bs, seed=self.seed, shuffle=True, drop_last=True,
+                               num_replicas=world, rank=rank, collate_fn=collate,
+                               num_workers=self.r.num_workers, persistent_workers=self.r.num_workers > 0)
 
     def tag_targets(self, name: str) -> torch.Tensor:
         """Multi-hot tag targets (N_clips, C) of a split over ``tag_vocab``."""
