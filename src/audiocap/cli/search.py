@@ -120,7 +120,7 @@ def format_hits(hits: list[dict]) -> list[str]:
     indent = " " * 6
     for hit in hits:
         value = (f"{100 * float(hit['confidence']):.1f}% match" if "confidence" in hit
-                 else f"cosine {hit['score']:.4f}")
+                 else f"cosine {hit['score']:.4f}" if hit["score"] > 0 else "no similarity")
         length = _clock(hit.get("duration"))
         lines.append(f"{hit['rank']:>3}  {hit['id']}  ({value}{', ' + length if length else ''})")
         caption = (hit.get("captions") or [None])[0]
