@@ -149,8 +149,15 @@ def eval_captioner_cmd(
                                        "(default: <model>/eval-<split>-beam<k>)."),
     cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Frame cache (default: the recipe's)."),
     skip_spice: bool = typer.Option(False, "--skip-spice", help="Leave out SPICE/SPIDEr (slow Java parser)."),
+    precision: str = typer.Option("auto", "--precision", help="Frozen tower arithmetic, as for `audiocap caption` "
+                                  "(auto|fp32|bf16); the scored captions are the ones caption prints with it."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for the tower and the models (cpu, cuda...)."),
 ) -> None:
-    """Caption a manifest split and score it with the DCASE metrics; prints the table."""
+    """Caption a manifest split and score it with the DCASE metrics; prints the table.
+
+    Each clip is captioned as `audiocap caption` captions its file (every window of the
+    checkpoint's long-audio policy, one caption per clip), so the scores describe what users get.
+    """
     from audiocap.audio.io import AudioError
     from audiocap.checkpoint import CheckpointError
     from audiocap.data.manifest import ManifestError
@@ -163,7 +170,8 @@ def eval_captioner_cmd(
 
         chosen = [m for m in ALL_METRICS if m not in ("spice", "spider")] if skip_spice else list(ALL_METRICS)
         with step(f"captioning split '{split}' of {manifest} with beam {beam}"):
-            report = caption_split([model, *ensemble], manifest, split=split, beam=beam, cache_dir=cache_dir)
+            report = caption_split([model, *ensemble], manifest, split=split, beam=beam, cache_dir=cache_dir,
+                                   precision=precision, device=device)
         typer.echo(f"  {len(report['predictions'])} clip(s) captioned", err=True)
         slow = " (SPICE runs in Java: the slowest part)" if "spice" in chosen else ""
         with step(f"scoring {len(report['predictions'])} caption(s) with {len(chosen)} metrics{slow}"):

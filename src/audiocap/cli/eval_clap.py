@@ -20,10 +20,12 @@ def eval_clap_cmd(
     out: Path = typer.Option(None, "--out", "-o", help="Write the results JSON here."),
     no_ensemble: bool = typer.Option(False, "--no-ensemble", help="Do not score the ensemble row."),
     cache_dir: str = typer.Option(None, help="Feature cache folder (default ~/.cache/audiocap/features)."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for the towers and heads (cpu, cuda...)."),
 ) -> None:
     """Score CLAP checkpoints on a manifest split: text->audio and audio->text R@1/5/10 and mAP@10,
     zero-shot classification accuracy over the dataset's tag vocabulary, an ensemble row and
-    the chance level. Prints a table and optionally writes JSON."""
+    the chance level. Each clip is embedded as search embeds its file (the checkpoint's long-audio
+    policy: windows, normalized mean). Prints a table and optionally writes JSON."""
     from rich.console import Console
     from rich.table import Table
 
@@ -41,7 +43,7 @@ def eval_clap_cmd(
         models = {}
         for spec in model:
             name = spec if spec.startswith("init:") else Path(spec).name
-            models[name] = load_for_eval(spec)
+            models[name] = load_for_eval(spec, device)
         res = evaluate_clap(models, manifest, split=split, prompt=prompt, vocab=vocab or None,
                             ensemble=not no_ensemble, cache_dir=cache_dir)
     except (FileNotFoundError, CheckpointError, ManifestError, ValueError) as exc:
