@@ -182,7 +182,7 @@ def test_no_close_match_is_said(browser, tmp_path):
     (tmp_path / "lib").mkdir()
     with live_server(create_app(Calibrated(tmp_path / "lib"))) as url:
         browser.get(url + "/?q=asdkjh+qwe")
-        hits = results_text(browser)
+        hits = results_text(browser, "closest sounds")
         notice = browser.find_element(By.ID, "no-match")
         assert notice.is_displayed() and "No close match in this library" in notice.text
         assert all("closest" in h.get_attribute("class") for h in hits)

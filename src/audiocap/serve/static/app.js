@@ -245,8 +245,10 @@ async function run(state) {
     if (ticket !== resultsRun) return;
     showResults(body, state);
     const n = body.results.length;
-    setStatus(status, n ? (n === 1 ? "1 result" : n + " results") + (state.page > 1 ? " on page " + state.page : "")
-      : "No results on this page.", "ok");
+    const what = body.no_close_match ? (n === 1 ? "the closest sound" : "the " + n + " closest sounds")
+      : (n === 1 ? "1 result" : n + " results");
+    setStatus(status, n ? what + (state.page > 1 ? " on page " + state.page : "") : "No results on this page.",
+      body.no_close_match ? "" : "ok");
   } catch (err) {
     if (ticket !== resultsRun) return;
     clearResults();
