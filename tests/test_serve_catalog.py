@@ -107,3 +107,13 @@ def test_head_on_audio_answers_like_get(client):
     assert head.headers["content-length"] == get.headers["content-length"] == str(len(get.content))
     assert head.headers["content-type"] == get.headers["content-type"]
     assert client.head("/v1/audio/nope").status_code == 404
+
+
+def test_a_backend_with_its_own_windowing_policy_is_used(tmp_path):
+    class OwnWindows(StandInBackend):
+        def caption_windows(self, wave, beam):
+            return [(0.0, 20.0, "first half"), (20.0, 40.0, "second half")]
+
+    c = TestClient(base_url="http://localhost", app=create_app(OwnWindows(tmp_path), max_duration=120.0))
+    body = c.post("/v1/caption", files={"file": ("l.wav", tone_bytes(440.0, seconds=40.0, sr=8000), "audio/wav")}).json()
+    assert body["captions"] == ["first half", "second half"] and body["windows"][1]["start"] == 20.0

@@ -243,7 +243,9 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
         upload, wave, seconds = await decoded(request)
         try:
             if seconds > per_window_above:
-                spans = await runner.run(partial(caption_windows, backend, wave, beam))
+                per_window = getattr(backend, "caption_windows", None)  # the model's own policy
+                spans = await runner.run(partial(per_window, wave, beam) if per_window is not None
+                                         else partial(caption_windows, backend, wave, beam))
                 return CaptionResponse(filename=upload.filename, duration=round(seconds, 3), beam=beam,
                                        captions=[c for _, _, c in spans],
                                        windows=[CaptionWindow(start=a, end=b, caption=c) for a, b, c in spans])
@@ -307,8 +309,10 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
 
 
 def caption_windows(backend: Backend, wave, beam: int) -> list[tuple[float, float, str]]:
-    """Best caption of each back-to-back window of ``wave`` (the captioner's clip length, the last
-    window shorter): ``[(start s, end s, caption), ...]``. Runs under the model lock."""
+    """Best caption of each back-to-back window of ``wave`` (``backend.caption_window`` seconds,
+    the last window shorter): ``[(start s, end s, caption), ...]``, for backends without their own
+    ``caption_windows`` (the model backend uses the checkpoint's long-audio policy). Runs under
+    the model lock."""
     sr = int(backend.sample_rate)
     step = int(round(float(getattr(backend, "caption_window", None) or 10.0) * sr))
     starts = list(range(0, len(wave), step))

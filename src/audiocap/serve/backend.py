@@ -122,6 +122,15 @@ class ModelBackend:
             raise CaptionerMissing("no captioner loaded; start the service with --captioner CKPT")
         return wiring.caption(self.captioner, wave, sr=self.sample_rate, beam=beam)
 
+    def caption_windows(self, wave: np.ndarray, beam: int) -> list[tuple[float, float, str]]:
+        """One caption per window of the captioner's long-audio policy, ``[(start s, end s,
+        caption)]``, as ``audiocap caption --per-window`` prints them (the page's long uploads)."""
+        from audiocap.serve import wiring
+
+        if self.captioner is None:
+            raise CaptionerMissing("no captioner loaded; start the service with --captioner CKPT")
+        return wiring.caption_windows(self.captioner, wave, sr=self.sample_rate, beam=beam)
+
     def audio_path(self, item_id: str) -> Path | None:
         return self._files.get(item_id)
 
