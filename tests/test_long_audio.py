@@ -150,6 +150,10 @@ def test_every_path_sees_the_policy_windows(world):
     from audiocap.search import ClapEmbedder, embed_file
 
     assert np.allclose(a[0].numpy(), embed_file(ClapEmbedder(model), long_path)[0], atol=1e-4)  # one vector
+    import audiocap
+
+    api, seen = spy(world, lambda: audiocap.embed_audio(root / "clap", [long_path]))  # the Python API
+    assert seen == want and np.allclose(api[0], a[0].numpy(), atol=1e-4)
     res = evaluate_clap({"m": model}, world["manifest"], cache_dir=str(root / "cache"))  # cached windows now
     assert res["n_audio"] == 2
 

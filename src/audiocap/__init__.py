@@ -38,11 +38,15 @@ def _resolve(model: Any, kind: str) -> Any:
 
 
 def embed_audio(model: Any, items: Sequence[Any], *, batch_size: int = 16) -> Any:
-    """CLAP audio embeddings (N, D), unit rows, for waveforms (at ``model.sample_rate``) or paths."""
-    from audiocap.embed import embed_audio as _embed_audio
+    """CLAP audio embeddings (N, D), unit rows, for waveforms (at ``model.sample_rate``) or paths.
+
+    Each item is embedded through the checkpoint's long-audio policy (windows, normalized mean;
+    :mod:`audiocap.audio.policy`), exactly as search, serving and ``eval clap`` embed it.
+    """
+    from audiocap.inference.clap import embed_clips
 
     model = load(_resolve(model, "clap")) if model is None or isinstance(model, (str, os.PathLike)) else model
-    return _embed_audio(model, list(items), batch_size=batch_size)
+    return embed_clips(model, list(items), batch_size=batch_size)
 
 
 def embed_text(model: Any, texts: Sequence[str], *, batch_size: int = 64) -> Any:

@@ -48,7 +48,7 @@ def embed_clip(embed_audio: Callable[[list[np.ndarray]], np.ndarray], wave: np.n
 
 
 def embed_clips(model: Any, items: Sequence[np.ndarray | str | os.PathLike], *,
-                policy: AudioPolicy | None = None) -> np.ndarray:
+                policy: AudioPolicy | None = None, batch_size: int = 16) -> np.ndarray:
     """Embeddings (N, E) of waveforms (at ``model.sample_rate``) or audio files with a CLAP model,
     each through :func:`embed_clip` under ``policy`` (default: the model's)."""
     from audiocap.audio.io import load_audio
@@ -56,6 +56,6 @@ def embed_clips(model: Any, items: Sequence[np.ndarray | str | os.PathLike], *,
 
     policy = policy or audio_policy_of(model)
     sr = int(model.sample_rate)
-    out = [embed_clip(lambda ws: embed_audio(model, ws), it if isinstance(it, np.ndarray) else
+    out = [embed_clip(lambda ws: embed_audio(model, ws, batch_size=batch_size), it if isinstance(it, np.ndarray) else
                       load_audio(it, sr=sr), sr=sr, policy=policy)[0] for it in items]
     return np.stack(out) if out else np.zeros((0, model.cfg.embed_dim), dtype=np.float32)
