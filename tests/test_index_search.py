@@ -234,3 +234,18 @@ def test_pqfs_shards_keep_row_order_and_persist(tmp_path):
     meta["version"], meta["faiss_file"] = 1, meta.pop("faiss_files")[0]
     (old / "index.json").write_text(json.dumps(meta))
     np.testing.assert_array_equal(VectorIndex.load(old).search(q, 10)[1], one.search(q, 10)[1])
+
+
+def test_manifest_items_keep_tags_license_and_the_folder_source(collection, tmp_path):
+    from audiocap.data.manifest import Clip, write_manifest
+
+    manifest = write_manifest(collection / "m.jsonl", [
+        Clip(id="a", audio="long.wav", duration=11.0, captions=["a tone"], tags=["tone"], source="synth",
+             license="CC0", meta={"author": "me"}),
+        Clip(id="b", audio="long.wav", duration=11.0, captions=["a tone"])])
+    index, _ = build_index(manifest, BandEmbedder(), progress=False)
+    a, b = index.items
+    assert (a["tags"], a["license"], a["source"], a["author"]) == (["tone"], "CC0", "synth", "me")
+    assert "tags" not in b and "license" not in b  # empty fields stay out of index.json
+    folder_index, _ = build_index(collection, BandEmbedder(), progress=False)
+    assert folder_index.source == str(collection.resolve())

@@ -93,7 +93,7 @@ def collect_sources(source: str | os.PathLike) -> list[dict[str, Any]]:
 
     A folder is walked recursively for the suffixes in
     :data:`audiocap.audio.io.SUPPORTED_SUFFIXES` (ids are paths relative to it); a ``.jsonl``
-    file is read as an audiocap manifest (ids and captions come from it).
+    file is read as an audiocap manifest (ids, captions, tags, license, source, attribution).
     """
     from audiocap.audio.io import SUPPORTED_SUFFIXES
     from audiocap.data.manifest import audio_path, read_manifest
@@ -103,11 +103,21 @@ def collect_sources(source: str | os.PathLike) -> list[dict[str, Any]]:
         files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
         return [{"id": p.relative_to(src).as_posix(), "path": str(p.resolve())} for p in files]
     if src.is_file() and src.suffix == ".jsonl":
-        return [{"id": c.id, "path": str(audio_path(src, c).resolve()), "duration": c.duration,
-                 "captions": list(c.captions)} for c in read_manifest(src)]
+        return [_manifest_item(src, c, audio_path) for c in read_manifest(src)]
     if not src.exists():
         raise VectorIndexError(f"{src}: not found; give a folder of audio files or a manifest.jsonl")
     raise VectorIndexError(f"{src}: not a folder or a .jsonl manifest")
+
+
+def _manifest_item(manifest: Path, clip: Any, audio_path: Any) -> dict[str, Any]:
+    """An index item record of a manifest clip: id, path, duration, captions, and the tags,
+    license, source and attribution/author the page and the CLI show when present."""
+    item = {"id": clip.id, "path": str(audio_path(manifest, clip).resolve()), "duration": clip.duration,
+            "captions": list(clip.captions)}
+    item |= {k: v for k, v in (("tags", list(clip.tags)), ("license", clip.license), ("source", clip.source))
+             if v}
+    item |= {k: clip.meta[k] for k in ("attribution", "author") if clip.meta.get(k)}
+    return item
 
 
 def embed_wave(embedder: Embedder, wave: np.ndarray) -> tuple[np.ndarray, int]:
@@ -190,7 +200,8 @@ def build_index(
     if not items:
         first = f" (first: {skipped[0]['reason']})" if skipped else ""
         raise VectorIndexError(f"{source}: no readable audio to index{first}")
-    index = VectorIndex.build(np.stack(vectors), items, params=params, model=info)
+    folder = Path(source).resolve() if Path(source).is_dir() else None  # the library the service streams from
+    index = VectorIndex.build(np.stack(vectors), items, params=params, model=info, source=folder)
     report |= {"kind": index.kind, "dim": index.dim}
     if out is not None:
         index.save(out)
