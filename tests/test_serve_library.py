@@ -182,13 +182,21 @@ def test_serve_cli_passes_allow_host_and_library(lib, tmp_path, monkeypatch):
         return ModelBackend(FakeClap(), VectorIndex.load(index), index_path=str(index), library=kw["library"])
 
     monkeypatch.setattr(ModelBackend, "load", staticmethod(load))
-    monkeypatch.setattr(uvicorn, "run", lambda web, **kw: seen.update(app=web))
+    class Server:  # what `audiocap serve` runs; here it only records the app
+        def __init__(self, config):
+            seen["app"] = config.app
+
+        def run(self, sockets=None):
+            for sock in sockets or []:
+                sock.close()
+
+    monkeypatch.setattr(uvicorn, "Server", Server)
     other = tmp_path / "other"
     other.mkdir()
     tone(other / "o.wav")
     (tmp_path / "model").mkdir()
     r = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "model"), "--index", str(lib["index"]),
-                                 "--allow-host", "proxy.example", "--library", str(other)])
+                                 "--port", "0", "--allow-host", "proxy.example", "--library", str(other)])
     assert r.exit_code == 0, r.output
     assert [str(p) for p in seen["library"]] == [str(other)]
     c = TestClient(seen["app"], base_url="http://proxy.example")
@@ -196,5 +204,5 @@ def test_serve_cli_passes_allow_host_and_library(lib, tmp_path, monkeypatch):
     assert c.get("/healthz", headers={"host": "attacker.example"}).status_code == 421
     assert c.get("/v1/audio/a.wav").status_code == 404  # --library replaced the index's folder
     bad = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "model"), "--index", str(lib["index"]),
-                                   "--library", str(tmp_path / "nope")])
+                                   "--port", "0", "--library", str(tmp_path / "nope")])
     assert bad.exit_code == 2 and "--library" in bad.output

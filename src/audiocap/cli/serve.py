@@ -94,6 +94,8 @@ def serve(
     max_duration: float = typer.Option(300.0, min=0.1, help="Longest accepted upload, in seconds "
                                        "(uploads over 30 s are captioned window by window)."),
     workers: int = typer.Option(2, min=1, max=64, help="Threads for decoding and model calls."),
+    upload_timeout: float = typer.Option(30.0, min=0.1, help="Seconds an upload may take to arrive "
+                                         "(slower clients get 408 and are disconnected)."),
     device: str = typer.Option("cpu", help="Torch device for the models (cpu, cuda, cuda:1...)."),
     allow_host: list[str] = typer.Option([], "--allow-host", help="Also answer requests for this Host "
                                          "name (repeatable; e.g. the name a reverse proxy forwards; '*' = any). "
@@ -147,7 +149,7 @@ def serve(
                       "pass --library FOLDER[/yellow]")
     hosts = allowed_hosts(host, allow_host)
     web = create_app(backend, max_upload_bytes=int(max_upload_mb * 1e6), max_duration=max_duration,
-                     workers=workers, allowed_hosts=hosts)
+                     workers=workers, allowed_hosts=hosts, upload_timeout=upload_timeout)
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     console.print(f"open http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)")

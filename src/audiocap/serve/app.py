@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from audiocap.serve.backend import Backend, CaptionerMissing, Hit
 from audiocap.serve.catalog import add_catalog_routes, item_facts
 from audiocap.serve.library import LOOPBACK_HOSTS, HostGuard, library_file
-from audiocap.serve.uploads import ApiError, decode_upload, read_upload
+from audiocap.serve.uploads import ApiError, DecodeLimits, decode_upload, read_upload
 
 T = TypeVar("T")
 STATIC = resources.files("audiocap.serve") / "static"
@@ -136,7 +136,8 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
                max_duration: float | None = 30.0, max_k: int = 100, max_beam: int = 10,
                workers: int = 2, max_pending: int = 64,
                allowed_hosts: Iterable[str] | None = None,
-               per_window_above: float = 30.0) -> FastAPI:
+               per_window_above: float = 30.0, upload_timeout: float | None = 30.0,
+               decode_limits: DecodeLimits | None = None) -> FastAPI:
     """Build the FastAPI app around ``backend`` with the given limits.
 
     ``max_upload_bytes`` bounds an uploaded file, ``max_duration`` (seconds) the audio in it
@@ -144,11 +145,14 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
     and model calls; ``max_pending`` waiting jobs trigger 503s. ``allowed_hosts`` are the Host
     header names answered (default: the loopback names; ``"*"`` answers any). Uploads longer
     than ``per_window_above`` seconds are captioned window by window (the captioner's clip
-    length, ``backend.caption_window`` or 10 s).
+    length, ``backend.caption_window`` or 10 s). An upload must arrive within ``upload_timeout``
+    seconds (else 408) and may decode to at most ``decode_limits`` (channels and sample rate
+    checked in the header, decoded samples counted while decoding; else 413).
     """
     limits = [d for d in (max_duration, getattr(backend, "max_duration", None)) if d is not None]
     duration_limit = min(limits) if limits else None
     runner = ModelRunner(backend, workers=workers, max_pending=max_pending)
+    caps = decode_limits or DecodeLimits()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -167,7 +171,7 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
 
     @app.exception_handler(ApiError)
     async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
+        return _error(exc.status, exc.code, exc.message, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -201,9 +205,9 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
         return bool(calibrated) and not any(getattr(h, "match", False) for h in calibrated)
 
     async def decoded(request: Request):
-        upload = await read_upload(request, max_bytes=max_upload_bytes)
+        upload = await read_upload(request, max_bytes=max_upload_bytes, timeout=upload_timeout)
         wave, seconds = await runner.run(partial(decode_upload, upload, sr=backend.sample_rate,
-                                                 max_duration=duration_limit), model=False)
+                                                 max_duration=duration_limit, limits=caps), model=False)
         return upload, wave, seconds
 
     @app.post("/v1/search", response_model=SearchResponse, tags=["search"])
@@ -276,7 +280,10 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
         return {**backend.info(), "max_upload_bytes": max_upload_bytes,
                 "max_duration": duration_limit, "max_k": max_k, "max_beam": max_beam,
                 "per_window_above": per_window_above,
-                "caption_window": float(getattr(backend, "caption_window", None) or 10.0)}
+                "caption_window": float(getattr(backend, "caption_window", None) or 10.0),
+                "upload_timeout": upload_timeout, "max_channels": caps.max_channels,
+                "max_sample_rate": caps.max_sample_rate,
+                "max_decoded_samples": caps.sample_budget(duration_limit)}
 
     @app.get("/healthz", tags=["meta"])
     async def healthz() -> dict:

@@ -9,6 +9,7 @@ samples, and only then is the waveform decoded and resampled.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from audiocap.audio.io import AudioError, audio_info, load_audio
+from audiocap.audio.io import AudioError, audio_info, resample
 
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file in a multipart body
 
@@ -25,9 +26,9 @@ MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file in a 
 class ApiError(Exception):
     """An error with an HTTP status and a stable machine-readable code, rendered as JSON."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,16 @@ def _unsupported(what: str) -> str:
                    "audio (the content is checked, not the filename)")
 
 
-async def read_upload(request: Request, *, max_bytes: int, field: str = "file") -> Upload:
+async def read_upload(request: Request, *, max_bytes: int, field: str = "file",
+                      timeout: float | None = None) -> Upload:
     """Read one file from a multipart/form-data request, rejecting it early when too large.
 
     A Content-Length above the limit is refused before any body byte is read; otherwise the
-    body is streamed and the read stops at the first chunk that crosses the limit. Returns the
-    part named ``field``. Raises :class:`ApiError` (413 too large, 415 not multipart, 400
-    malformed body or missing/empty file).
+    body is streamed and the read stops at the first chunk that crosses the limit, or when the
+    whole body has not arrived ``timeout`` seconds after the read began (a client trickling one
+    byte per second would otherwise hold a connection and a buffer forever). Returns the part
+    named ``field``. Raises :class:`ApiError` (413 too large, 415 not multipart, 408 too slow,
+    400 malformed body or missing/empty file).
     """
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
@@ -96,8 +100,23 @@ async def read_upload(request: Request, *, max_bytes: int, field: str = "file") 
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(max_bytes, int(declared))
     body = bytearray()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout if timeout is not None else None
+    chunks = request.stream().__aiter__()
     try:
-        async for chunk in request.stream():
+        while True:
+            try:
+                if deadline is None:
+                    chunk = await chunks.__anext__()
+                else:
+                    chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, deadline - loop.time()))
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise ApiError(408, "upload_timeout",
+                               f"the upload did not arrive within {timeout:g} s ({len(body)} bytes received); "
+                               "send the file in one go or over a faster connection",
+                               headers={"Connection": "close"}) from None  # drop the trickling client
             body += chunk
             if len(body) > limit:
                 raise _too_large(max_bytes, None)
@@ -140,23 +159,93 @@ def _clean(message: str) -> str:
     return re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", message)
 
 
-def decode_upload(upload: Upload, *, sr: int, max_duration: float | None) -> tuple[np.ndarray, float]:
-    """Sniff, check the header duration, then decode to float32 mono at ``sr``: (wave (N,), seconds).
+def decode_upload(upload: Upload, *, sr: int, max_duration: float | None,
+                  limits: "DecodeLimits | None" = None) -> tuple[np.ndarray, float]:
+    """Sniff, check the header, then decode to float32 mono at ``sr``: (wave (N,), seconds).
 
+    The header's channel count and sample rate are checked against ``limits`` before a single
+    sample is decoded (8 channels at 655 kHz in a 168 KB FLAC of silence would otherwise cost
+    gigabytes); decoding then runs block by block and stops as soon as the audio exceeds
+    ``max_duration`` or ``limits.max_samples`` (frames x channels), whatever the header claimed.
     Blocking (libsndfile + soxr): call it off the event loop. Raises :class:`ApiError` 415 for
-    non-audio, 413 for audio longer than ``max_duration``, 422 for corrupt or unusable audio.
+    non-audio, 413 for audio over a limit, 422 for corrupt or unusable audio.
     """
+    limits = limits or DecodeLimits()
+    name = upload.filename
     sniff_audio(upload.data[:64])
     try:
-        meta = audio_info(upload.data, name=upload.filename)
+        meta = audio_info(upload.data, name=name)
     except AudioError as exc:
         raise ApiError(422, "bad_audio", _clean(str(exc))) from None
+    if meta.channels > limits.max_channels:
+        raise ApiError(413, "too_many_channels", f"{name}: {meta.channels} channels; the limit is "
+                       f"{limits.max_channels} (mix it down to mono or stereo)")
+    if meta.sample_rate > limits.max_sample_rate:
+        raise ApiError(413, "sample_rate_too_high", f"{name}: sample rate {meta.sample_rate} Hz; the "
+                       f"limit is {limits.max_sample_rate} Hz (resample it, e.g. to 48000 Hz)")
+    if meta.sample_rate < limits.min_sample_rate:
+        raise ApiError(422, "sample_rate_too_low", f"{name}: sample rate {meta.sample_rate} Hz is below "
+                       f"{limits.min_sample_rate} Hz; this is not usable audio")
     if max_duration is not None and meta.duration > max_duration + 1e-6:
         raise ApiError(413, "too_long",
-                       f"{upload.filename} is {meta.duration:.2f} s long; this server accepts "
-                       f"recordings up to {max_duration:.2f} s. Trim it or choose a shorter part")
+                       f"{name}: audio is {meta.duration:.2f} s long; the limit is "
+                       f"{max_duration:.2f} s (trim it or raise --max-duration)")
+    wave = _bounded_decode(upload, meta.channels, meta.sample_rate, max_duration,
+                           limits.sample_budget(max_duration))  # (N,) mono
+    if not np.isfinite(wave).all():
+        raise ApiError(422, "bad_audio", f"{name}: contains NaN or inf samples")
+    seconds = wave.shape[0] / float(meta.sample_rate)
+    return resample(wave, meta.sample_rate, sr), seconds
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What an upload may decode to: channels and sample rate (read from the header first) and
+    the decoded sample count (frames x channels, counted while decoding)."""
+
+    max_channels: int = 8
+    max_sample_rate: int = 192_000
+    min_sample_rate: int = 1_000
+    max_samples: int | None = None  # None: max_duration (or 30 s) of 48 kHz stereo
+
+    def sample_budget(self, max_duration: float | None) -> int:
+        """Decoded samples (frames x channels) an upload may produce."""
+        if self.max_samples is not None:
+            return int(self.max_samples)
+        return int((max_duration or 30.0) * 48_000 * 2)
+
+
+def _bounded_decode(upload: Upload, channels: int, rate: int, max_duration: float | None,
+                    max_samples: int) -> np.ndarray:
+    """Decode at most the allowed frames block by block, mixing each block to mono as it comes
+    (memory holds the mono wave and one block): float32 (frames,)."""
+    import io
+
+    import soundfile as sf
+
+    name = upload.filename
+    max_frames = max_samples // max(1, channels)
+    if max_duration is not None:
+        max_frames = min(max_frames, int(max_duration * rate) + 1)
+    blocks, total = [], 0
     try:
-        wave = load_audio(upload.data, sr=sr, max_duration=max_duration, name=upload.filename)
-    except AudioError as exc:
-        raise ApiError(422, "bad_audio", _clean(str(exc))) from None
-    return wave, meta.duration
+        with sf.SoundFile(io.BytesIO(upload.data)) as fh:
+            while True:
+                block = fh.read(min(65_536, max_frames + 1 - total), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                blocks.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy())
+                total += block.shape[0]
+                if total > max_frames:
+                    what = (f"longer than {max_duration:.2f} s" if max_duration is not None
+                            and max_frames == int(max_duration * rate) + 1 else
+                            f"more than {max_samples} decoded samples (frames x channels)")
+                    raise ApiError(413, "too_long", f"{name}: decodes to {what} although its header "
+                                   "says otherwise; trim it")
+    except ApiError:
+        raise
+    except Exception as exc:  # libsndfile errors
+        raise ApiError(422, "bad_audio", _clean(f"{name}: corrupt or unreadable audio: {exc}")) from None
+    if total == 0:
+        raise ApiError(422, "bad_audio", f"{name}: zero-length audio (no samples)")
+    return np.ascontiguousarray(np.concatenate(blocks) if len(blocks) > 1 else blocks[0], dtype=np.float32)
