@@ -159,6 +159,38 @@ def embed_clips(embedder, model_sha: str, manifest: Path, clips: list, cache: Pa
     return emb
 
 
+def embed_from_frames(embedder, frames: Path, manifest: Path, clips: list, n_check: int) -> tuple[np.ndarray, dict]:
+    """(A, D) audio embeddings from cached frozen-tower frames of ``clips`` (one window each).
+
+    Identical to the user path (:func:`audiocap.search.embed_file`) when a clip is no longer than
+    the model's window: the whole clip is one window, the same tower frames, the same heads. Both
+    conditions are checked: every clip's duration fits the window, and ``n_check`` clips spread
+    over the split are re-embedded through ``embed_file``; the largest difference is returned.
+    """
+    import torch
+
+    from audiocap.data.manifest import audio_path
+    from audiocap.search import embed_file
+    from audiocap.train.features import read_cache
+
+    t, meta = read_cache(frames)
+    if meta["ids"] != [c.id for c in clips]:
+        sys.exit(f"{frames}: cached clip ids differ from the split's clips; pass the cache of this split")
+    model = embedder.model
+    window = float(getattr(getattr(model, "audio_policy", None), "clip_seconds", 10.0))
+    long = [c.id for c in clips if (c.duration or 0) > window + 1e-6]
+    if long:
+        sys.exit(f"--frames: {len(long)} clips are longer than the {window:g} s window (e.g. {long[0]}); drop --frames")
+    with torch.no_grad():
+        emb = np.concatenate([model.encode_audio(frame_embs=t["frames"][i:i + 256], mask=t["mask"][i:i + 256]).numpy()
+                              for i in range(0, len(clips), 256)]).astype(np.float64)
+    picks = sorted({int(i) for i in np.linspace(0, len(clips) - 1, min(n_check, len(clips)))})
+    diff = max(float(np.max(np.abs(embed_file(embedder, audio_path(manifest, clips[i]))[0] - emb[i]))) for i in picks)
+    if diff > 1e-3:
+        sys.exit(f"--frames: cached frames give embeddings {diff:.2e} away from the user path; drop --frames")
+    return emb, {"frames": str(frames), "checked_clips": len(picks), "max_abs_diff_vs_embed_file": diff}
+
+
 def markdown(results: dict[str, Any]) -> str:
     """One row per model: each figure as value (chance)."""
     head = ["model", "t2a R@1", "t2a R@10", "t2a mAP@10", "a2t R@1", "a2t mAP@10",
@@ -191,6 +223,11 @@ def main(argv: Sequence[str] | None = None, *, load=None) -> dict[str, Any]:
     ap.add_argument("--manifest", type=Path, required=True)
     ap.add_argument("--split", default="test")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--frames", type=Path, default=None,
+                    help="a frozen-tower cache file of this split (audiocap.train.features) to embed from "
+                         "instead of running the tower per model; allowed only when every clip fits one "
+                         "window of the model's policy, and checked against the user path on --check clips")
+    ap.add_argument("--check", type=int, default=8, help="clips re-embedded through search.embed_file with --frames")
     args = ap.parse_args(argv)
     clips = [c for c in read_manifest(args.manifest) if c.split == args.split]
     if not clips:
@@ -205,8 +242,13 @@ def main(argv: Sequence[str] | None = None, *, load=None) -> dict[str, Any]:
         sha = model_fingerprint(ckpt)["sha256"]
         embedder = (load or load_embedder)(ckpt)
         cache = args.out.parent / f".{args.out.stem}.{sha[:12]}.{mtag}.{args.split}.npz"
-        audio_emb = embed_clips(embedder, sha, args.manifest, clips, cache)
+        if args.frames is not None:
+            audio_emb, check = embed_from_frames(embedder, args.frames, args.manifest, clips, args.check)
+        else:
+            audio_emb, check = embed_clips(embedder, sha, args.manifest, clips, cache), None
         results["models"][name] = {"checkpoint": ckpt, "sha256": sha, **evaluate(embedder, audio_emb, clips)}
+        if check is not None:
+            results["models"][name]["frames_check"] = check
     atomic_write_json(args.out, results)
     print(markdown(results))
     return results

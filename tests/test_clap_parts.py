@@ -71,3 +71,26 @@ def test_augmentation_is_seeded_keeps_length_and_never_clips():
     assert abs(snr - 20.0) < 0.5
     assert augment_wave(np.zeros(0, np.float32), sr, params).shape == (0,)
     del rng
+
+
+def test_split_subset_keeps_rows_captions_and_tags_aligned():
+    from audiocap.data.manifest import Clip
+    from audiocap.train.clap_data import SplitData, packages_of
+
+    clips = [Clip(id=f"c{i}", audio=f"{i}.flac", duration=1.0, captions=[f"cap {i} a", f"cap {i} b"][: 1 + i % 2],
+                  tags=["t"], split="train", source=src, license="CC0")
+             for i, src in enumerate(["foley:a", "foley:a,b", "foley:c", "other"])]
+    assert [packages_of(c) for c in clips] == [{"a"}, {"a", "b"}, {"c"}, set()]
+    s = SplitData("m.jsonl", clips)
+    s.frames = torch.arange(4.0).view(4, 1, 1).repeat(1, 2, 3)
+    s.mask = torch.ones(4, 2, dtype=torch.bool)
+    s.versions = [s.frames + 10]
+    s.text_feats = torch.arange(len(s.captions), dtype=torch.float32)[:, None]
+    s.tag_hot = torch.tensor([[1], [0], [1], [0]], dtype=torch.bool)
+    s.subset([not ({"b"} & packages_of(c)) for c in clips])  # drops c1 and its two captions
+    assert [c.id for c in s.clips] == ["c0", "c2", "c3"]
+    assert s.captions == ["cap 0 a", "cap 2 a", "cap 3 a", "cap 3 b"]
+    assert s.caption_clip.tolist() == [0, 1, 2, 2]
+    assert s.frames[:, 0, 0].tolist() == [0.0, 2.0, 3.0] and s.versions[0][:, 0, 0].tolist() == [10.0, 12.0, 13.0]
+    assert s.text_feats[:, 0].tolist() == [0.0, 3.0, 4.0, 5.0]
+    assert s.tag_hot[:, 0].tolist() == [True, True, False]

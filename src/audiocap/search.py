@@ -63,6 +63,7 @@ class ClapEmbedder:
         self.model = model
         self.sample_rate = int(model.sample_rate)
         self.audio_policy = audio_policy_of(model)  # attached by the loader; default for bare models
+        self.calibration = getattr(model, "calibration", None)  # text-query confidence (audiocap.calibration)
 
     def embed_audio(self, waves: Sequence[np.ndarray]) -> np.ndarray:  # (N, D)
         from audiocap.embed import embed_audio
@@ -238,7 +239,8 @@ def search(
 
     ``index`` is a :class:`VectorIndex` or its folder. The query is embedded by ``model``, by
     default the model recorded in the index. Returns up to ``k`` item records with ``score``
-    (cosine similarity) and ``rank``, best first.
+    (cosine similarity) and ``rank``, best first; for a text query and a calibrated model also
+    ``confidence`` (0-1) and ``match`` (:mod:`audiocap.calibration`).
     """
     if (text is None) == (audio is None):
         raise VectorIndexError("give exactly one query: text or audio")
@@ -250,7 +252,11 @@ def search(
         query = np.asarray(embedder.embed_text([text]), dtype=np.float32)  # (1, D)
     else:
         query = embed_file(embedder, audio)[0][None, :]  # (1, D)
-    return index.hits(query, k)[0]
+    hits = index.hits(query, k)[0]
+    calibration = getattr(embedder, "calibration", None)
+    if text is not None and calibration is not None:  # confidence/match for text queries only
+        calibration.apply(hits)
+    return hits
 
 
 __all__ = ["ClapEmbedder", "Embedder", "build_index", "collect_sources", "embed_file", "embed_wave",

@@ -187,6 +187,12 @@ def load_clap(folder: str | os.PathLike, device: str | torch.device | None = Non
         if stray or stored:
             raise CheckpointError(f"{folder}: weights do not match the model (missing or unexpected "
                                   f"outside {list(excluded)}: {(stray + stored)[:5]}); re-package it")
+    from audiocap.audio.policy import policy_from_recipe
+
+    from audiocap.calibration import load as load_calibration
+
+    model.audio_policy = policy_from_recipe(recipe, "clap")  # how long audio is windowed (issue 15)
+    model.calibration = load_calibration(folder)  # text-query confidence, when calibration.json is there
     return model.to(device or "cpu").eval()
 
 

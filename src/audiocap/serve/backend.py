@@ -107,7 +107,13 @@ class ModelBackend:
         from audiocap.serve import wiring
 
         query = wiring.embed_text(self.clap, [text])  # (1, D)
-        return self._search(query, k)
+        hits = self._search(query, k)
+        calibration = getattr(self.clap, "calibration", None)  # text queries only (audiocap.calibration)
+        if calibration is not None and hits:
+            scores = [h.score for h in hits]
+            for h, c, m in zip(hits, calibration.confidence(scores), calibration.is_match(scores)):
+                h.confidence, h.match = round(float(c), 4), bool(m)
+        return hits
 
     def search_audio(self, wave: np.ndarray, k: int) -> list[Hit]:
         from audiocap.serve import wiring

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 
+from audiocap.audio.policy import AudioPolicy
 from audiocap.checkpoint import save_checkpoint
 from audiocap.config import recipe_to_dict
 from audiocap.losses import clip_loss, multi_positive_nce, tag_regularizer
@@ -224,6 +226,27 @@ def prepare_tagger(recipe: ClapRecipe, model: ClapModel, dm: ClapDataModule) -> 
     return head
 
 
+@torch.no_grad()
+def calibrate_on_split(model: ClapModel, split) -> "Calibration | None":
+    """Fit the search calibration (:mod:`audiocap.calibration`) on a split with cached features:
+    its captions with their clips, its tags with the clips that carry them. None when the split
+    has no cached audio or text features."""
+    from audiocap import calibration
+
+    if split.frames is None or split.text_feats is None:
+        return None
+    was = model.training
+    model.eval()
+    a = torch.cat([model.encode_audio(frame_embs=split.frames[i:i + 512], mask=split.mask[i:i + 512])
+                   for i in range(0, len(split.clips), 512)]).numpy()
+    t = model.encode_text(text_feats=split.text_feats).numpy()
+    tags = sorted({tag for c in split.clips for tag in c.tags})
+    g = model.encode_text(tags).numpy() if tags else np.zeros((0, a.shape[1]), np.float32)
+    model.train(was)
+    pos, neg = calibration.pair_scores(a, t, split.caption_clip.tolist(), g, [c.tags for c in split.clips], tags)
+    return calibration.fit(pos, neg, info={"fitted_on": f"{split.manifest} ({len(split.clips)} clips)"})
+
+
 def train_clap(recipe: ClapRecipe, *, callbacks: list | None = None) -> Path:
     """Train a CLAP (or CLAP-TAG) model as ``recipe`` says and write the checkpoint folder
     ``recipe.out`` (``model.safetensors`` + ``recipe.yaml`` + ``train.json`` figures)."""
@@ -262,9 +285,19 @@ def train_clap(recipe: ClapRecipe, *, callbacks: list | None = None) -> Path:
     if trainer.global_rank == 0 and not trainer.interrupted:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         check_finite_weights(model, "at the end of training; nothing saved")
-        save_checkpoint(out, model.state_dict(), kind="clap", recipe=recipe_to_dict(recipe), extras={"train": {
+        save_checkpoint(out, model.state_dict(), kind="clap", recipe=recipe_to_dict(recipe),
+                        audio_policy=AudioPolicy(clip_seconds=recipe.data.max_seconds, combine="mean"), extras={"train": {
             "seconds_cache_and_setup": round(t_cache, 1), "seconds_train": round(t_train, 1),
             "seconds_total": round(time.time() - t0, 1), "global_step": trainer.global_step,
             "epochs": trainer.current_epoch, "resumed_from": resume, "world_size": trainer.world_size,
             "final_metrics": metrics}})
+        from audiocap.calibration import CalibrationError, save as save_calibration
+
+        try:
+            cal = calibrate_on_split(model, dm.splits[recipe.data.val_split])
+        except CalibrationError as exc:  # a model that cannot tell matches apart still saves
+            print(f"warning: no search calibration: {exc}")
+            cal = None
+        if cal is not None:
+            save_calibration(cal, out)
     return out

@@ -8,7 +8,7 @@ trainable towers get waveforms (padded/cropped to ``max_seconds``) or token ids.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -36,6 +36,13 @@ class DataRecipe:
     augment_versions: int = 0  # augmented versions of each train clip cached beside the clean one
     augment_seed: int = 0
     short_texts: bool = False  # also train on one-event phrases of each clip's tags (multi-positive)
+    exclude_packages: list[str] = field(default_factory=list)  # drop clips built from these source packages
+
+
+def packages_of(clip: Clip) -> set[str]:
+    """Source packages a clip was built from (foley ``source`` = "foley:pkgA,pkgB")."""
+    src = clip.source or ""
+    return set(src.split(":", 1)[1].split(",")) if src.startswith("foley:") else set()
 
 
 def tag_phrases(tags: list[str]) -> tuple[list[str], list[int]]:
@@ -81,6 +88,22 @@ class SplitData:
                 self.versions.append(v["frames"])
         if text is not None:
             self.text_feats = read_cache(text)[0]["feats"]
+
+    def subset(self, keep: list[bool]) -> None:
+        """Keep only the clips where ``keep`` is True (with their captions and cached rows)."""
+        idx = torch.tensor([i for i, k in enumerate(keep) if k], dtype=torch.long)
+        remap = {int(i): j for j, i in enumerate(idx)}
+        cap_keep = torch.tensor([bool(keep[int(i)]) for i in self.caption_clip])
+        self.clips = [self.clips[int(i)] for i in idx]
+        self.captions = [c for c, k in zip(self.captions, cap_keep) if k]
+        self.caption_clip = torch.tensor([remap[int(i)] for i in self.caption_clip[cap_keep]], dtype=torch.long)
+        if self.frames is not None:
+            self.frames, self.mask = self.frames[idx], self.mask[idx]
+            self.versions = [v[idx] for v in self.versions]
+        if self.text_feats is not None:
+            self.text_feats = self.text_feats[cap_keep]
+        if self.tag_hot is not None:
+            self.tag_hot = self.tag_hot[idx]
 
 
 class PairDataset(Dataset):
@@ -191,6 +214,10 @@ class ClapDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         for name, s in self.splits.items():
             s.load_cache(*self._cache_paths(name))  # found on disk: no recomputation
+            if self.r.exclude_packages:  # caches hold the whole split; training sees the rest
+                s.subset([not (packages_of(c) & set(self.r.exclude_packages)) for c in s.clips])
+                if not s.clips:
+                    raise ValueError(f"data.exclude_packages={self.r.exclude_packages} leaves no '{name}' clips")
         phrases = self._phrase_cache()
         if phrases is not None:
             self.phrase_feats = read_cache(phrases)[0]["feats"]
