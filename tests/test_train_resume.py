@@ -133,3 +133,62 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path):
     with pytest.raises(Boom):
         cb.on_train_batch_end(Trainer(), None, None, None, 0)
     assert (tmp_path / "last.ckpt").read_bytes() == b"previous"
+
+
+WSAC_CAPTIONS = [("dog.wav", "A dog barks twice in the yard.", "A small dog is barking loudly."),
+                 ("rain.wav", "Heavy rain falls on a tin roof.", "Rain is pouring down on a metal roof."),
+                 ("car.wav", "A car engine starts and idles.", "An engine revs and then idles quietly."),
+                 ("bird.wav", "Birds chirp in the morning forest.", "Many birds are singing among the trees.")]
+WSAC_SETTINGS = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.mlp_hidden=16",
+                 "model.prefix_len=2", "model.max_len=12", "model.min_count=1", "optim.batch_size=2",
+                 "optim.warmup_steps=3", "optim.checkpoint_every_n_steps=3", "optim.epochs=150"]
+
+
+def test_wsac_cli_killed_mid_run_resumes_to_the_same_model(tmp_path):
+    """The real `audiocap train wsac` process is SIGKILLed after its first checkpoint (mid-epoch);
+    the rerun continues from that step and saves the model an uninterrupted run saves."""
+    from safetensors.torch import load_file
+
+    from audiocap.config import load_recipe
+    from audiocap.train.wsac import WSACRecipe, train_wsac
+
+    caps = tmp_path / "caps.csv"
+    caps.write_text("file_name,caption_1,caption_2\n" + "".join(f'{f},"{a}","{b}"\n' for f, a, b in WSAC_CAPTIONS))
+    settings = [f"data.captions={caps}", f"data.cache_dir={tmp_path / 'cache'}", *WSAC_SETTINGS]
+    recipe = load_recipe(WSACRecipe, None, settings)
+    full = train_wsac(recipe, tmp_path / "full", progress=False)  # also fills the embedding cache
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "audiocap", "train", "wsac", "-o", str(out)]
+    for s in settings:
+        cmd += ["--set", s]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = out / "lightning" / "last.ckpt"
+    deadline = time.monotonic() + 180
+    while not last.is_file():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "no checkpoint written in time"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    step = int(ckpt_state(last)["global_step"])
+    assert 3 <= step < 150 * 4 and not (out / "model.safetensors").exists()
+
+    train_wsac(recipe, out, progress=False)  # the rerun
+    a, b = load_file(str(full / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+
+    # a different recipe must not silently continue someone else's run
+    other = load_recipe(WSACRecipe, None, [*settings, "model.d_model=32"])
+    (out / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="different recipe.*model"):
+        train_wsac(other, out, progress=False)
+
+
+def test_truncated_last_ckpt_is_a_clear_error(tmp_path):
+    from audiocap.train.callbacks import ResumeCheckpoint
+
+    (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 cut short by a crash")
+    with pytest.raises(ValueError, match="last.ckpt: unreadable checkpoint.*delete it"):
+        ResumeCheckpoint(tmp_path).resume_path()
+    assert ResumeCheckpoint(tmp_path).resume_path(resume=False) is None

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -57,25 +58,51 @@ class ResumeCheckpoint(L.Callback):
     :attr:`resumed_step` is the step the run continued from (None for a fresh run).
     """
 
-    def __init__(self, dirpath: str | os.PathLike, *, every_n_steps: int = 50) -> None:
+    def __init__(self, dirpath: str | os.PathLike, *, every_n_steps: int = 50, identity: Any = None) -> None:
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
         self.dirpath, self.every_n_steps = Path(dirpath), int(every_n_steps)
+        # what must not change between a run and its resume (data, model, loss...): JSON-able
+        self.identity = None if identity is None else json.loads(json.dumps(identity, sort_keys=True, default=str))
         self.path = self.dirpath / LAST
         self.trained, self.resumed_step = False, None
         self._rng: dict[str, Any] | None = None
         self._saved_step = -1
 
     def resume_path(self, resume: bool = True) -> str | None:
-        """``last.ckpt`` if resuming and it exists, else None (a fresh run)."""
-        return str(self.path) if resume and self.path.is_file() else None
+        """``last.ckpt`` if resuming and it exists, else None (a fresh run).
+
+        The checkpoint is opened first (memory-mapped, tensors only): an unreadable file or one
+        written by a run with a different ``identity`` raises ValueError naming it, before any
+        weights are loaded into a model of another shape."""
+        if not (resume and self.path.is_file()):
+            return None
+        try:
+            ckpt = torch.load(self.path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as exc:  # truncated by a crash of an older, non-atomic writer, or not ours
+            raise ValueError(f"{self.path}: unreadable checkpoint ({type(exc).__name__}); delete it to "
+                             "start over") from None
+        for key, state in (ckpt.get("callbacks") or {}).items():
+            if str(key).startswith(type(self).__name__) and isinstance(state, dict):
+                self._check_identity(state)
+        return str(self.path)
 
     # -- state carried inside the checkpoint ---------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": _rng_state()}
+        return {"rng": _rng_state(), "identity": json.dumps(self.identity, sort_keys=True)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._check_identity(state)
         self._rng = state.get("rng")
+
+    def _check_identity(self, state: dict[str, Any]) -> None:
+        saved = json.loads(state.get("identity") or "null")
+        if self.identity is not None and saved is not None and saved != self.identity:
+            keys = sorted(k for k in set(saved) | set(self.identity) if saved.get(k) != self.identity.get(k)) \
+                if isinstance(saved, dict) and isinstance(self.identity, dict) else []
+            raise ValueError(f"{self.path}: belongs to a run with a different recipe"
+                             f"{' (' + ', '.join(keys) + ' differ)' if keys else ''}; delete the folder "
+                             f"{self.dirpath} to start over, or write to another output folder")
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.ckpt_path:

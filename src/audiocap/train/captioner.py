@@ -4,8 +4,9 @@ Recipe -> vocabulary from the training captions -> frozen-tower frame embeddings
 cache shared with CLAP (:mod:`audiocap.train.features`; the first ``clip_seconds`` of each clip)
 -> :class:`CaptionerTask` (L = L_CE + λ·L_aux, λ = 0 for the first ``ce_only_epochs`` epochs)
 -> the audiocap checkpoint folder ``<out>/checkpoint`` (weights of the epoch with the lowest
-validation CE, resolved recipe, ``vocab.json``). Lightning's own ``<out>/lightning/last.ckpt``
-(loaded with ``weights_only=True``) is only used to resume an interrupted run.
+validation CE, resolved recipe, ``vocab.json``). ``<out>/lightning/last.ckpt`` (written atomically
+every ``train.checkpoint_every_n_steps`` steps and every epoch, loaded with ``weights_only=True``)
+resumes an interrupted run mid-epoch (:mod:`audiocap.train.callbacks`); a NaN/inf loss stops it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from audiocap.fileio import atomic_write_json
 from audiocap.losses import aux_weight, caption_ce, cl4ac_loss, cl4ac_mismatch, nt_xent
 from audiocap.models.captioner import Captioner, CaptionerConfig
 from audiocap.text.vocab import Vocab
+from audiocap.train.callbacks import FiniteGuard, ResumableLoader, ResumeCheckpoint
 
 
 @dataclass
@@ -69,6 +71,7 @@ class TrainRecipe:
     seed: int = 0
     threads: int = 2
     progress: bool = True
+    checkpoint_every_n_steps: int = 50  # atomic <out>/lightning/last.ckpt this often and every epoch
 
 
 @dataclass
@@ -194,8 +197,9 @@ def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any
         feats = split_frames(d.manifest, cs, names[s], tower, clip_seconds=recipe.clip_seconds, cache_dir=d.cache_dir)
         sets[s] = CaptionPairs(cs, feats, tokenized[s], vocab, max_words=d.max_words,
                                captions=d.captions if s == d.train_split else d.val_captions)
-    loaders = {s: DataLoader(ds, batch_size=t.batch_size, shuffle=s == d.train_split, collate_fn=collate_pairs,
-                             drop_last=s == d.train_split and len(ds) > t.batch_size)
+    loaders = {s: ResumableLoader(ds, batch_size=t.batch_size, seed=t.seed, collate_fn=collate_pairs,
+                                  drop_last=len(ds) > t.batch_size) if s == d.train_split
+               else DataLoader(ds, batch_size=t.batch_size, collate_fn=collate_pairs)
                for s, ds in sets.items()}
     cfg = model_config(recipe, vocab_size=len(vocab), frame_dim=int(tower.frame_dim))
     model = Captioner(cfg)
@@ -204,15 +208,19 @@ def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any
     saved = with_policy({**recipe_to_dict(recipe), "model_config": dataclasses.asdict(cfg)},
                         AudioPolicy(clip_seconds=recipe.clip_seconds, combine="concat"))
     task = CaptionerTask(model, recipe, len(loaders[d.train_split]))
+    same = {k: v for k, v in recipe_to_dict(recipe).items() if k not in ("train", "decode")}
+    same["train"] = {k: v for k, v in dataclasses.asdict(t).items()
+                     if k not in ("epochs", "out", "threads", "progress", "checkpoint_every_n_steps")}
+    resume_cb = ResumeCheckpoint(out / "lightning", every_n_steps=t.checkpoint_every_n_steps, identity=same)
     trainer = L.Trainer(max_epochs=t.epochs, accelerator="auto", devices=1, gradient_clip_val=t.grad_clip,
                         default_root_dir=str(out), enable_progress_bar=t.progress, logger=False,
                         enable_model_summary=False, deterministic=False, num_sanity_val_steps=0,
-                        callbacks=[SaveBest(out / "checkpoint", saved, vocab),
-                                   L.pytorch.callbacks.ModelCheckpoint(dirpath=out / "lightning", save_last=True,
-                                                                       save_top_k=0)])
-    last = out / "lightning" / "last.ckpt"
-    trainer.fit(task, loaders[d.train_split], loaders[d.val_split],
-                ckpt_path=str(last) if resume and last.exists() else None, weights_only=True)
+                        enable_checkpointing=False,
+                        callbacks=[FiniteGuard("lower train.lr"), SaveBest(out / "checkpoint", saved, vocab), resume_cb])
+    trainer.fit(task, loaders[d.train_split], loaders[d.val_split], ckpt_path=resume_cb.resume_path(resume),
+                weights_only=True)
+    if resume and not resume_cb.trained:
+        print(f"{out}: already trained ({trainer.current_epoch} epochs); nothing to do")
     return out / "checkpoint"
 
 

@@ -28,6 +28,7 @@ from audiocap.inference.shared_space import cached_text_embeddings
 from audiocap.models.modality_gap import bridge_text_embedding, estimate_noise_std
 from audiocap.models.prefix_decoder import PrefixDecoder, PrefixDecoderConfig, caption_loss
 from audiocap.text.vocab import Vocab, tokenize_captions
+from audiocap.train.callbacks import FiniteGuard, ResumableLoader, ResumeCheckpoint, check_finite_weights
 
 KIND = "wsac"
 
@@ -75,6 +76,7 @@ class OptimRecipe:
     seed: int = 0
     threads: int = 1
     num_workers: int = 0
+    checkpoint_every_n_steps: int = 200  # atomic <out>/lightning/last.ckpt this often and every epoch
 
 
 @dataclass
@@ -174,12 +176,14 @@ def estimate_shift(gap: GapRecipe, space: str) -> torch.Tensor:
 
 
 
-def train_wsac(recipe: WSACRecipe, out_dir: str | Path, *, progress: bool = True) -> Path:
+def train_wsac(recipe: WSACRecipe, out_dir: str | Path, *, progress: bool = True, resume: bool = True) -> Path:
     """Train a WSAC decoder on captions only and save a ``wsac`` checkpoint folder in ``out_dir``.
 
     Implements the text-only training of Kouzelis & Katsouros (2023): frozen text embeddings,
     gap bridging by noise (σ estimated or given) and/or shift (Δgap from a paired manifest),
-    autoregressive cross-entropy. Returns the checkpoint folder.
+    autoregressive cross-entropy. ``out_dir/lightning/last.ckpt`` (atomic, every
+    ``optim.checkpoint_every_n_steps`` steps and epoch) resumes a killed run; rerunning a
+    finished run keeps its checkpoint. Returns the checkpoint folder.
     """
     torch.manual_seed(recipe.optim.seed)
     torch.set_num_threads(recipe.optim.threads)
@@ -200,8 +204,8 @@ def train_wsac(recipe: WSACRecipe, out_dir: str | Path, *, progress: bool = True
     cfg = PrefixDecoderConfig(vocab_size=len(vocab), emb_dim=emb.shape[1], prefix_len=m.prefix_len,
                               d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads,
                               mlp_hidden=m.mlp_hidden, max_len=m.max_len, dropout=m.dropout, pad_id=vocab.pad_id)
-    train_dl = DataLoader(TensorDataset(emb, encode_captions(vocab, flat, m.max_len)), batch_size=o.batch_size,
-                          shuffle=True, collate_fn=_trim, num_workers=o.num_workers)
+    train_dl = ResumableLoader(TensorDataset(emb, encode_captions(vocab, flat, m.max_len)), batch_size=o.batch_size,
+                               seed=o.seed, collate_fn=_trim, num_workers=o.num_workers)
     val_dl = None
     if d.val_captions:
         _, vflat, vemb = load_caption_embeddings(d.val_captions, d.val_split, d)
@@ -209,11 +213,20 @@ def train_wsac(recipe: WSACRecipe, out_dir: str | Path, *, progress: bool = True
                             batch_size=256, collate_fn=_trim)
     module = WSACModule(cfg, o, total_steps=o.epochs * len(train_dl), noise_std=noise_std, shift=shift,
                         renormalize=g.renormalize)
+    same = {k: v for k, v in recipe_to_dict(recipe).items() if k != "optim"}  # epochs etc. may change
+    same["optim"] = {k: v for k, v in asdict(o).items() if k not in ("epochs", "threads", "checkpoint_every_n_steps")}
+    resume_cb = ResumeCheckpoint(Path(out_dir) / "lightning", every_n_steps=o.checkpoint_every_n_steps,
+                                 identity=same)
     trainer = L.Trainer(max_epochs=o.epochs, accelerator="auto", devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
                         gradient_clip_val=1.0, num_sanity_val_steps=0,
-                        callbacks=[TQDMProgressBar(refresh_rate=20)] if progress else None)
-    trainer.fit(module, train_dl, val_dl)
+                        callbacks=[FiniteGuard("lower optim.lr"), resume_cb,
+                                   *([TQDMProgressBar(refresh_rate=20)] if progress else [])])
+    trainer.fit(module, train_dl, val_dl, ckpt_path=resume_cb.resume_path(resume), weights_only=True)
+    if resume and not resume_cb.trained and (Path(out_dir) / "model.safetensors").is_file():
+        print(f"{out_dir}: already trained ({trainer.current_epoch} epochs); nothing to do")
+        return Path(out_dir)
+    check_finite_weights(module, "at the end of training; nothing saved (lower optim.lr)")
 
     state = {f"model.{k}": v.clone() for k, v in module.model.state_dict().items()}  # untie for safetensors
     state["memory.embeddings"] = emb
