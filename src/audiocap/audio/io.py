@@ -65,10 +65,18 @@ def _open(source: Source, name: str | None) -> tuple[str, str | BinaryIO]:
         return name or getattr(source, "name", "<stream>"), source  # type: ignore[return-value]
     path = Path(source)
     label = name or str(path)
-    if not path.exists():
+    try:
+        exists, is_dir, is_file = path.exists(), path.is_dir(), path.is_file()
+    except OSError as exc:  # e.g. "File name too long", permission denied on a parent folder
+        raise AudioError(label[:200], f"cannot be looked up: {exc.strerror or exc}",
+                         "check the path (each name at most 255 bytes)") from None
+    if not exists:
         raise AudioError(label, "file not found", "check the path")
-    if path.is_dir():
+    if is_dir:
         raise AudioError(label, "is a folder, not an audio file")
+    if not is_file:
+        raise AudioError(label, "is not a regular file (a pipe, socket or device)",
+                         "give a file on disk; streams are not read")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise AudioError(
             label,

@@ -23,6 +23,7 @@ from audiocap.data.manifest import Clip
 
 SPLITS = ("train", "val", "test")
 COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
+MAX_START = 1e6  # seconds (11.6 days): no YouTube video is longer
 DEFAULT_PATTERN = "{youtube_id}_{start_time}.wav"
 FIELDS = ("split", "youtube_id", "start_time", "end_time", "audiocap_id")
 LICENSE = "research-only: AudioCaps captions for academic use; audio from YouTube (AudioSet)"
@@ -44,7 +45,7 @@ def _start(text: str) -> int | float | None:
         value = float(text)
     except ValueError:
         return None
-    if not value >= 0 or value == float("inf"):
+    if not 0 <= value <= MAX_START:  # also NaN and inf; 1e300 would become a 301-digit file name
         return None
     return int(value) if value.is_integer() else value
 

@@ -161,7 +161,13 @@ def attach_audio(
     field holds the expected path, the duration is ``fallback_duration`` and ``meta`` gets an
     ``audio_status`` entry saying why.
     """
-    found = next((p for p in candidates if p.is_file()), None)
+    too_long = [part for part in candidates[0].parts if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX]
+    if too_long:  # the OS would raise "File name too long" on any look-up
+        report.malformed.append(Problem(str(candidates[0])[:120] + "...", None, f"file name too long "
+                                        f"({len(too_long[0].encode('utf-8', 'surrogatepass'))} bytes; file "
+                                        f"systems allow {NAME_MAX}); clip dropped"))
+        return None
+    found = next((p for p in candidates if _is_file(p)), None)
     if found is None:
         report.missing.append(str(candidates[0]))
         return (str(candidates[0]), fallback_duration, {"audio_status": "missing"}) if keep_missing else None
@@ -172,6 +178,32 @@ def attach_audio(
         if not keep_missing:
             return None
         return str(found), fallback_duration, {"audio_status": f"unreadable: {exc.reason}"}
+
+
+NAME_MAX = 255  # bytes per path component on Linux, macOS and Windows file systems
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()`` that answers False instead of raising (too long, permission, loop)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def unencodable(obj: Any) -> str | None:
+    """Why ``obj`` (JSON data) cannot be written as UTF-8 (a lone surrogate such as ``\\ud800``
+    from a JSON escape), or None when it can."""
+    import json
+
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start:exc.end]
+        return f"holds {bad.encode('unicode_escape').decode()!s}, a lone UTF-16 surrogate that is not valid Unicode"
+    except (ValueError, TypeError, RecursionError) as exc:
+        return f"not plain JSON data ({type(exc).__name__})"
+    return None
 
 
 def relativize(clips: Sequence[Clip], manifest_path: str | Path) -> list[Clip]:

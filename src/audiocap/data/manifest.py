@@ -108,6 +108,10 @@ def read_manifest(path: str | os.PathLike) -> list[Clip]:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ManifestError(path, lineno, f"invalid JSON: {exc.msg}") from None
+            except RecursionError:
+                raise ManifestError(path, lineno, "JSON nested too deeply for a manifest line") from None
+            except ValueError as exc:  # an integer of more than 4300 digits
+                raise ManifestError(path, lineno, f"unusable JSON value: {str(exc)[:100]}") from None
             clip = _check_line(obj, path, lineno)
             if clip.id in seen:
                 raise ManifestError(path, lineno, f"duplicate id '{clip.id}' (first on line {seen[clip.id]})")

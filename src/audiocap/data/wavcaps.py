@@ -19,7 +19,8 @@ from typing import Sequence
 from tqdm import tqdm
 
 from audiocap.audio.io import SUPPORTED_SUFFIXES
-from audiocap.data.importing import DatasetFormatError, ImportReport, Problem, attach_audio, clean_caption
+from audiocap.data.importing import (DatasetFormatError, ImportReport, Problem, attach_audio, clean_caption,
+                                     unencodable)
 from audiocap.data.manifest import Clip
 
 LICENSE = "academic use only (WavCaps); audio under each source's license"
@@ -35,6 +36,10 @@ def _load(path: Path) -> list:
         raise DatasetFormatError(path, None, f"not valid UTF-8 ({exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise DatasetFormatError(path, exc.lineno, f"invalid JSON at column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise DatasetFormatError(path, None, "JSON nested too deeply to be a WavCaps file") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise DatasetFormatError(path, None, f"unusable JSON value: {str(exc)[:100]}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
         raise DatasetFormatError(path, 1, 'expected an object {"data": [...]} (the WavCaps JSON layout)')
     return obj["data"]
@@ -77,6 +82,10 @@ def import_wavcaps(
             if not isinstance(entry, dict) or not isinstance(entry.get("id"), (str, int)) or \
                     not isinstance(entry.get("caption"), str) or not clean_caption(entry["caption"]):
                 report.malformed.append(Problem(where, None, "entry needs a string/int 'id' and a non-empty 'caption'"))
+                continue
+            why = unencodable(entry)
+            if why:
+                report.malformed.append(Problem(where, None, f"entry {why}; fix the JSON"))
                 continue
             report.rows += 1
             cid = f"wavcaps/{json_path.stem}/{entry['id']}"
