@@ -94,3 +94,22 @@ def test_split_subset_keeps_rows_captions_and_tags_aligned():
     assert s.frames[:, 0, 0].tolist() == [0.0, 2.0, 3.0] and s.versions[0][:, 0, 0].tolist() == [10.0, 12.0, 13.0]
     assert s.text_feats[:, 0].tolist() == [0.0, 3.0, 4.0, 5.0]
     assert s.tag_hot[:, 0].tolist() == [True, True, False]
+
+
+def test_prefetch_keeps_order_and_a_bounded_window():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from audiocap.train.features import prefetch
+
+    started = []
+
+    def work(i):
+        started.append(i)
+        return i * i
+
+    with ThreadPoolExecutor(1) as pool:
+        out = []
+        for k, v in enumerate(prefetch(pool, work, 50, ahead=4)):
+            assert len(started) <= k + 5  # never more than `ahead` + 1 submitted beyond what was consumed
+            out.append(v)
+    assert out == [i * i for i in range(50)]

@@ -93,6 +93,20 @@ def embed_waves(tower: torch.nn.Module, waves: list[np.ndarray], *, batch_size: 
     return out  # type: ignore[return-value]
 
 
+def prefetch(pool, fn, n: int, *, ahead: int):
+    """Yield ``fn(0) .. fn(n-1)`` in order, computed in ``pool`` at most ``ahead`` items in advance
+    (``Executor.map`` would submit all n at once and hold every decoded clip in memory)."""
+    from collections import deque
+
+    pending: deque = deque()
+    for i in range(n):
+        pending.append(pool.submit(fn, i))
+        if len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 @torch.no_grad()
 def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clips: list[Clip], split: str,
                        cache_dir: str | os.PathLike | None = None, *, max_seconds: float | None = None,
@@ -136,8 +150,8 @@ def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clip
     pending: list[np.ndarray] = []
     desc = f"caching {split} audio features" + ("" if augment is None else f" (augmented v{augment[2]})")
     with ThreadPoolExecutor(1) as pool:
-        for wave in tqdm(pool.map(decode, range(len(clips))), total=len(clips), desc=desc, unit="clip",
-                         mininterval=5.0):
+        for wave in tqdm(prefetch(pool, decode, len(clips), ahead=2 * batch_size), total=len(clips), desc=desc,
+                         unit="clip", mininterval=5.0):
             pending.append(wave)
             if len(pending) == batch_size:
                 rows += embed_waves(tower, pending, batch_size=batch_size, device=device, precision=prec)
