@@ -54,6 +54,12 @@ def _fifo(tmp: Path) -> list[str]:
     return ["audio", "info", str(tmp / "pipe.wav")]
 
 
+def _latin1_csv(tmp: Path) -> Path:
+    path = tmp / "refs.csv"
+    path.write_bytes(b"file_name,caption_1\nb.wav,a dog barks\na.wav,caf\xe9 noise\n")  # Latin-1, not UTF-8
+    return path
+
+
 # (id, build(tmp) -> argv, words the message must contain)
 CASES = [
     ("wavcaps-id-300-chars", lambda t: _wavcaps(t, json.dumps({"data": [{"id": LONG, "caption": "a dog"}]})),
@@ -73,6 +79,10 @@ CASES = [
      ["m.jsonl:1", "4300 digits"]),
     ("audio-file-name-too-long", lambda t: ["audio", "info", str(t / (LONG + ".wav"))], ["File name too long"]),
     ("audio-fifo", _fifo, ["pipe.wav", "not a regular file"]),
+    ("eval-refs-not-utf8", lambda t: ["eval", "captions", "--pred", str(_latin1_csv(t)), "--refs", str(t / "refs.csv"),
+                                      "--metrics", "bleu_1"], ["refs.csv:3", "UTF-8"]),
+    ("wsac-captions-not-utf8", lambda t: ["train", "wsac", "--captions", str(_latin1_csv(t)), "-o", str(t / "w")],
+     ["refs.csv:3", "UTF-8"]),
     ("config-is-a-folder", lambda t: ["train", "clap", "--config", str(t)], ["is a folder, not a recipe file"]),
     ("override-malformed-yaml", lambda t: ["train", "clap", "--config", CLAP, "optim.lr=[1,2"],
      ["optim.lr", "not valid YAML"]),

@@ -31,9 +31,25 @@ def _read_csv(path: Path) -> list[CaptionGroup]:
     from audiocap.data import audiocaps, clotho
     from audiocap.data.importing import ImportReport, clean_caption, read_csv
 
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        header = [h.strip() for h in next(csv.reader([fh.readline()]), [])]
+    with open(path, "rb") as fh:
+        first = fh.readline()
+    try:
+        header = [h.strip() for h in next(csv.reader([first.decode("utf-8-sig")]), [])]
+    except UnicodeDecodeError:
+        raise CaptionFileError(f"{path}:1: header is not valid UTF-8; save the file as UTF-8") from None
     report = ImportReport(source=str(path))
+    groups = _groups(path, header, report)
+    if report.malformed:  # rows read_csv skipped: name them instead of training on less
+        bad = report.malformed[0]
+        more = f" (and {len(report.malformed) - 1} more)" if len(report.malformed) > 1 else ""
+        raise CaptionFileError(f"{bad}{more}; fix the file (save it as UTF-8 with one quoted record per line)")
+    return groups
+
+
+def _groups(path: Path, header: list[str], report) -> list[CaptionGroup]:
+    from audiocap.data import audiocaps, clotho
+    from audiocap.data.importing import clean_caption, read_csv
+
     if {"file_name", "caption_1"} <= set(header):
         cols = sorted((c for c in header if c.startswith("caption_")), key=lambda c: int(c[8:]))
         groups = []

@@ -20,13 +20,29 @@ class CaptionCSVError(ValueError):
 def _rows(path: Path) -> tuple[list[str], list[dict]]:
     if not path.is_file():
         raise CaptionCSVError(f"{path}: file not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames:
-            raise CaptionCSVError(f"{path}: empty file (expected a header row)")
-        fields = [h.strip() for h in reader.fieldnames]
-        reader.fieldnames = fields
-        return fields, list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames:
+                raise CaptionCSVError(f"{path}: empty file (expected a header row)")
+            fields = [h.strip() for h in reader.fieldnames]
+            reader.fieldnames = fields
+            return fields, list(reader)
+    except UnicodeDecodeError as exc:
+        line = _line_of_byte(path, exc.start) if isinstance(exc.object, bytes) else None
+        where = f"{path}:{line}" if line else str(path)
+        raise CaptionCSVError(f"{where}: not valid UTF-8 ({exc.reason}); save the file as UTF-8") from None
+
+
+def _line_of_byte(path: Path, offset_in_chunk: int) -> int | None:
+    """The 1-based line of the first byte that is not UTF-8 (the decoder reports chunk offsets)."""
+    data = path.read_bytes()
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return lineno
+    return None
 
 
 def _id_column(path: Path, fields: list[str]) -> str:
