@@ -39,7 +39,8 @@ class Backend(Protocol):
     waveforms (N,) at; ``max_duration`` (seconds, or None) is the longest input the models
     accept. ``audio_path`` answers only for ids registered in the index (a dict lookup, never a
     path built from the id); the app streams that path only if it lies in one of
-    ``library_roots`` (:func:`audiocap.serve.library.library_file`; no roots: nothing is played). ``caption`` returns captions best first (one, or a beam's n-best)
+    ``library_roots`` (:func:`audiocap.serve.library.library_file`; no roots: nothing is played).
+    ``caption`` returns captions best first (one, or a beam's n-best)
     and raises :class:`CaptionerMissing` when no captioner was loaded. ``thread_safe`` False makes
     the app serialize model calls behind one lock.
     """
@@ -151,14 +152,20 @@ class ModelBackend:
         training clip length)."""
         return float(getattr(self.captioner, "window", None) or 10.0)
 
-    def info(self) -> dict:
-        from audiocap.serve.library import library_file
+    def _playable_count(self) -> int:
+        """Items whose file is inside the library (counted once: a realpath per item)."""
+        if getattr(self, "_playable", None) is None:
+            from audiocap.serve.library import library_file
 
+            self._playable = sum(library_file(p, self.library_roots, sniff=False) is not None
+                                 for p in self._files.values())
+        return self._playable
+
+    def info(self) -> dict:
         return {
             "backend": "models",
             "items": len(self.index),
-            "playable": sum(library_file(p, self.library_roots, sniff=False) is not None
-                            for p in self._files.values()),
+            "playable": self._playable_count(),
             "sample_rate": self.sample_rate,
             "captioner": self.captioner is not None,
             **{f"{k}_path": v for k, v in self._paths.items()},
