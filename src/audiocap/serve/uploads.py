@@ -188,8 +188,8 @@ def decode_upload(upload: Upload, *, sr: int, max_duration: float | None,
                        f"{limits.min_sample_rate} Hz; this is not usable audio")
     if max_duration is not None and meta.duration > max_duration + 1e-6:
         raise ApiError(413, "too_long",
-                       f"{name}: audio is {meta.duration:.2f} s long; the limit is "
-                       f"{max_duration:.2f} s (trim it or raise --max-duration)")
+                       f"{name} is {meta.duration:.2f} s long; this server accepts "
+                       f"recordings up to {max_duration:.2f} s. Trim it or choose a shorter part")
     wave = _bounded_decode(upload, meta.channels, meta.sample_rate, max_duration,
                            limits.sample_budget(max_duration))  # (N,) mono
     if not np.isfinite(wave).all():
