@@ -255,7 +255,8 @@ def train_clap(recipe: ClapRecipe, *, callbacks: list | None = None) -> Path:
     L.seed_everything(tr.seed, workers=True, verbose=False)
     out = Path(recipe.out)
     model = build_clap(recipe.model)
-    dm = ClapDataModule(recipe.data, model, batch_size=tr.batch_size, seed=tr.seed)
+    cache_device = "cuda" if tr.accelerator in ("gpu", "cuda") and torch.cuda.is_available() else "cpu"
+    dm = ClapDataModule(recipe.data, model, batch_size=tr.batch_size, seed=tr.seed, device=cache_device)
     dm.prepare_data()  # caches on this (launching) process before the workers start
     t_cache = time.time() - t0
     tag_head = prepare_tagger(recipe, model, dm) if recipe.tag.enabled else None

@@ -148,9 +148,11 @@ class ClapDataModule(L.LightningDataModule):
     """Reads the manifest, fills the caches in ``prepare_data`` (rank 0 only) and serves pairs
     with a seeded, rank-sharded sampler so that runs and resumed runs see the same order."""
 
-    def __init__(self, recipe: DataRecipe, model, *, batch_size: int, seed: int, tag_vocab: list[str] | None = None) -> None:
+    def __init__(self, recipe: DataRecipe, model, *, batch_size: int, seed: int, tag_vocab: list[str] | None = None,
+                 device: str | torch.device = "cpu") -> None:
         super().__init__()
         self.r, self.model, self.batch_size, self.seed = recipe, model, batch_size, seed
+        self.device = device  # where the frozen towers fill the caches (the training device)
         path = Path(recipe.manifest)
         if not path.exists():
             raise FileNotFoundError(f"{path}: manifest not found; set data.manifest in the recipe")
@@ -191,20 +193,22 @@ class ClapDataModule(L.LightningDataModule):
         s = self.splits[name]
         aug = None if augment is None else (AugmentSpec(), self.r.augment_seed, augment)
         return cache_audio_frames(self.model.audio_tower, s.manifest, s.clips, name, self.r.cache_dir,
-                                  max_seconds=self.r.max_seconds, precision=self.r.precision, augment=aug)
+                                  max_seconds=self.r.max_seconds, precision=self.r.precision, augment=aug,
+                                  device=self.device)
 
     def _cache_paths(self, name: str) -> tuple[Path | None, Path | None, list[Path]]:
         s, cfg = self.splits[name], self.model.cfg
         audio = self._audio_cache(name) if cfg.freeze_audio else None
         versions = ([self._audio_cache(name, v) for v in range(1, self.r.augment_versions + 1)]
                     if cfg.freeze_audio and name == self.r.train_split else [])
-        text = cache_text_features(self.model.text_tower, s.captions, self.r.cache_dir) if cfg.freeze_text else None
+        text = (cache_text_features(self.model.text_tower, s.captions, self.r.cache_dir, device=self.device)
+                if cfg.freeze_text else None)
         return audio, text, versions
 
     def _phrase_cache(self) -> Path | None:
         if not self.phrases or not self.model.cfg.freeze_text:
             return None
-        return cache_text_features(self.model.text_tower, self.phrases, self.r.cache_dir)
+        return cache_text_features(self.model.text_tower, self.phrases, self.r.cache_dir, device=self.device)
 
     def prepare_data(self) -> None:
         for name in self.splits:
