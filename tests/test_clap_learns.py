@@ -57,7 +57,7 @@ def toy(tmp_path_factory):
 
 def _recipe(toy, out: Path, epochs: int) -> ClapRecipe:
     manifest, root = toy
-    return load_recipe(ClapRecipe, REPO / "configs" / "clap" / "debug.yaml", [
+    return load_recipe(ClapRecipe, REPO / "configs" / "clap" / "debug.yaml", validate=epochs > 0, overrides=[
         f"out={out}", f"data.manifest={manifest}", f"data.cache_dir={root / 'cache'}", "data.max_seconds=1.0",
         "model.freeze_audio=true", "model.adapter=true", "model.adapter_hidden=32", "model.pooling=attention",
         "data.short_texts=true", "data.augment_versions=1", f"trainer.max_epochs={epochs}",
@@ -88,6 +88,11 @@ def test_trained_clap_beats_chance_and_its_untrained_start(toy, tmp_path):
     trained = train_clap(_recipe(toy, tmp_path / "run", epochs=12))
     zs0, r0 = _scores(untrained, toy[0])
     zs, r1 = _scores(trained, toy[0])
-    print("untrained", zs0, r0, "trained", zs, r1)
     assert zs >= 0.875 and r1 >= 0.75, (zs, r1)  # chance 0.25 for both
     assert zs > zs0 or r1 > r0, (zs0, r0, zs, r1)
+    # training calibrated search on the validation split: each class query's best test clip is a match
+    from audiocap.models.clap import load_clap
+
+    cal = load_clap(trained).calibration
+    assert cal is not None and cal.a > 0
+    assert cal.info["n_pos"] >= 10 and cal.info["recall_at_threshold"] > 0.5

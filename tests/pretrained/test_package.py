@@ -42,7 +42,7 @@ def trained_clap(tmp_path_factory):
     cfg = ClapConfig(audio="tiny", text="minilm", embed_dim=32, head_hidden=64, adapter_hidden=64)
     model = build_clap(cfg, pretrained=True)
     save_checkpoint(folder, model.state_dict(), kind="clap", recipe={"model": clap_config_dict(cfg)},
-                    extras={"calibration": {"stand_in": True}})
+                    extras={"calibration": {"a": 12.0, "b": -3.0, "threshold": 0.3, "info": {"stand_in": True}}})
     return folder
 
 
