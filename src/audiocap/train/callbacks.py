@@ -131,7 +131,7 @@ class ResumeCheckpoint(L.Callback):
         for loader in _train_loaders(trainer):
             loader.position = {"epoch": int(epoch), "batches": int(batches)}
         partial = self.path.with_name(self.path.name + ".partial")
-        trainer.save_checkpoint(partial)  # every rank calls it; rank 0 writes
+        trainer.save_checkpoint(partial, weights_only=False)  # full state (optimizer, loops) for resume; every rank calls it, rank 0 writes
         if trainer.is_global_zero:
             with open(partial, "rb") as fh:
                 os.fsync(fh.fileno())
