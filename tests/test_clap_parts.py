@@ -113,3 +113,32 @@ def test_prefetch_keeps_order_and_a_bounded_window():
             assert len(started) <= k + 5  # never more than `ahead` + 1 submitted beyond what was consumed
             out.append(v)
     assert out == [i * i for i in range(50)]
+
+
+def test_excluded_packages_leave_the_cached_splits_whole(tmp_path):
+    """prepare_data/setup may run twice (train_clap, then Lightning): the second pass must find the
+    caches of the whole splits, and training must see only clips without the excluded package."""
+    import soundfile as sf
+
+    from audiocap.data.manifest import Clip, write_manifest
+    from audiocap.models.clap import build_clap
+    from audiocap.train.clap_data import ClapDataModule, DataRecipe
+
+    (tmp_path / "a").mkdir()
+    clips = []
+    for i in range(8):
+        sf.write(tmp_path / "a" / f"{i}.wav", np.full(16000, 0.1 * (i + 1), np.float32), 16000)
+        clips.append(Clip(id=f"c{i}", audio=f"a/{i}.wav", duration=1.0, captions=[f"sound {i}"], tags=["t"],
+                          split="train" if i < 6 else "val", source="foley:p" if i % 2 else "foley:q", license="CC0"))
+    m = write_manifest(tmp_path / "m.jsonl", clips)
+    model = build_clap({"audio": "tiny", "audio_kw": {"width": 4, "n_mels": 16}, "text": "minilm", "adapter": False,
+                        "embed_dim": 8, "head_hidden": 16})
+    dm = ClapDataModule(DataRecipe(manifest=str(m), max_seconds=1.0, cache_dir=str(tmp_path / "cache"),
+                                   exclude_packages=["p"]), model, batch_size=2, seed=0)
+    for _ in range(2):
+        dm.prepare_data()
+        dm.setup("fit")
+    assert [c.id for c in dm.splits["train"].clips] == ["c0", "c2", "c4"]
+    assert [c.id for c in dm.splits["val"].clips] == ["c6"]
+    assert dm.splits["train"].frames.shape[0] == 3 and dm._full["train"].frames.shape[0] == 6
+    assert len(list((tmp_path / "cache").rglob("*-text.safetensors"))) == 2  # train + val captions, once each

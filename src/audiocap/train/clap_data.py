@@ -8,6 +8,7 @@ trainable towers get waveforms (padded/cropped to ``max_seconds``) or token ids.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,6 +164,8 @@ class ClapDataModule(L.LightningDataModule):
             if not chosen:
                 raise ValueError(f"{path}: no clips with captions in split '{name}'")
             self.splits[name] = SplitData(str(path), chosen)
+        self._full = dict(self.splits)  # what the caches hold; ``splits`` may become subsets in setup()
+        self._ready = False
         self.tag_vocab = tag_vocab
         self.short_tags: list[str] = []
         self.phrases: list[str] = []
@@ -190,14 +193,14 @@ class ClapDataModule(L.LightningDataModule):
     def _audio_cache(self, name: str, augment: tuple | None = None) -> Path:
         from audiocap.audio.augment import AugmentSpec
 
-        s = self.splits[name]
+        s = self._full[name]
         aug = None if augment is None else (AugmentSpec(), self.r.augment_seed, augment)
         return cache_audio_frames(self.model.audio_tower, s.manifest, s.clips, name, self.r.cache_dir,
                                   max_seconds=self.r.max_seconds, precision=self.r.precision, augment=aug,
                                   device=self.device)
 
     def _cache_paths(self, name: str) -> tuple[Path | None, Path | None, list[Path]]:
-        s, cfg = self.splits[name], self.model.cfg
+        s, cfg = self._full[name], self.model.cfg
         audio = self._audio_cache(name) if cfg.freeze_audio else None
         versions = ([self._audio_cache(name, v) for v in range(1, self.r.augment_versions + 1)]
                     if cfg.freeze_audio and name == self.r.train_split else [])
@@ -216,12 +219,19 @@ class ClapDataModule(L.LightningDataModule):
         self._phrase_cache()
 
     def setup(self, stage: str | None = None) -> None:
-        for name, s in self.splits.items():
+        """Load the caches (once: Lightning calls setup again after train_clap did) and apply
+        ``exclude_packages`` to a copy, so the caches' clip lists stay those of the whole splits."""
+        if self._ready:
+            return
+        for name, s in self._full.items():
             s.load_cache(*self._cache_paths(name))  # found on disk: no recomputation
             if self.r.exclude_packages:  # caches hold the whole split; training sees the rest
-                s.subset([not (packages_of(c) & set(self.r.exclude_packages)) for c in s.clips])
-                if not s.clips:
+                sub = copy.copy(s)
+                sub.subset([not (packages_of(c) & set(self.r.exclude_packages)) for c in s.clips])
+                if not sub.clips:
                     raise ValueError(f"data.exclude_packages={self.r.exclude_packages} leaves no '{name}' clips")
+                self.splits[name] = sub
+        self._ready = True
         phrases = self._phrase_cache()
         if phrases is not None:
             self.phrase_feats = read_cache(phrases)[0]["feats"]
