@@ -59,3 +59,19 @@ def test_pair_scores_uses_labels_for_negatives():
     # tags: "dog" positives clips 0, 1, negative clip 2; "rain" positives 1, 2, negative 0
     assert sorted(pos.tolist()) == sorted([1.0, 1.0, 1.0, 0.0, 0.0, 1.0])
     assert sorted(neg.tolist()) == [0.0, 0.0, 0.0]
+
+
+def test_library_size_raises_the_match_threshold_to_half_a_false_match_per_query():
+    rng = np.random.default_rng(2)
+    pos, neg = rng.normal(0.5, 0.1, 4000), rng.normal(0.0, 0.1, 200_000)
+    cal = calibration.fit(pos, neg)
+    assert cal.threshold_for(None) == cal.threshold == cal.threshold_for(10)  # 0.5/10 > 1 %: no change
+    t800 = cal.threshold_for(800)  # 0.5/800 of negatives reach it
+    assert abs(np.mean(neg >= t800) - 0.5 / 800) < 2e-4 and t800 > cal.threshold
+    assert cal.threshold_for(100_000) >= t800
+    # a library of 800 non-matching clips: the best score is usually no match at t800, often one at 1 %
+    best = rng.normal(0.0, 0.1, (300, 800)).max(1)
+    assert np.mean(best >= t800) < 0.6 and np.mean(best >= cal.threshold) > 0.99
+    assert Calibration.from_dict(cal.to_dict()).threshold_for(800) == t800
+    hits = cal.apply([{"score": float(t800) - 1e-6}], n_items=800)
+    assert hits[0]["match"] is False and cal.apply([{"score": float(t800) - 1e-6}])[0]["match"] is True

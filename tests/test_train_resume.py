@@ -126,7 +126,7 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path):
         train_dataloader = None
         lightning_module = torch.nn.Linear(2, 2)
 
-        def save_checkpoint(self, path):
+        def save_checkpoint(self, path, weights_only=None):
             Path(path).write_bytes(b"half a chec")
             raise Boom  # the process dies here
 

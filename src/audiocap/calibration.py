@@ -15,6 +15,11 @@ From these it stores (``calibration.json`` beside the checkpoint):
   weighted equally, so 0.5 is where a score is as typical of a match as of a non-match;
 - ``threshold``: the score that only ``max_fpr`` (1 %) of non-matching pairs reach. A hit counts
   as a *match* at or above it; when no hit of a query does, search says "no close match".
+- ``neg_tail``: scores that a share ``fpr`` of non-matching pairs reach, for fpr from 10 % down to
+  1e-5. In a library of N items, the best of N non-matching items beats the 1 % threshold most of
+  the time, so search uses :meth:`Calibration.threshold_for` ``(N)``: the score reached by a share
+  0.5/N of non-matching pairs (on average half a false match per query in that library), never
+  below ``threshold``.
 
 Only text queries are calibrated; audio-to-audio ("more like this") scores stay raw cosines.
 """
@@ -42,21 +47,35 @@ class Calibration:
     b: float
     threshold: float
     info: dict[str, Any] = field(default_factory=dict)
+    neg_tail: list[list[float]] = field(default_factory=list)  # [[fpr, score], ...], fpr decreasing
+
+    def threshold_for(self, n_items: int | None) -> float:
+        """The match threshold for a library of ``n_items`` (module docstring)."""
+        if not n_items or not self.neg_tail:
+            return self.threshold
+        fpr = 0.5 / n_items
+        tail = sorted(self.neg_tail, key=lambda x: -x[0])
+        if fpr >= tail[0][0]:
+            return self.threshold
+        xs = np.log([t[0] for t in tail])[::-1]
+        ys = np.array([t[1] for t in tail])[::-1]
+        return max(self.threshold, float(np.interp(np.log(fpr), xs, ys)))
 
     def confidence(self, scores: np.ndarray | Sequence[float] | float) -> np.ndarray:
         """Confidence in [0, 1] that a (text query, clip) pair with cosine ``scores`` is a match."""
         z = self.a * np.asarray(scores, dtype=np.float64) + self.b
         return 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
 
-    def is_match(self, scores: np.ndarray | Sequence[float] | float) -> np.ndarray:
-        return np.asarray(scores, dtype=np.float64) >= self.threshold
+    def is_match(self, scores: np.ndarray | Sequence[float] | float, n_items: int | None = None) -> np.ndarray:
+        return np.asarray(scores, dtype=np.float64) >= self.threshold_for(n_items)
 
-    def apply(self, hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Add ``confidence`` (rounded to 1e-4) and ``match`` to hit records with a ``score``."""
+    def apply(self, hits: list[dict[str, Any]], n_items: int | None = None) -> list[dict[str, Any]]:
+        """Add ``confidence`` (rounded to 1e-4) and ``match`` (in a library of ``n_items``) to hit
+        records with a ``score``."""
         if not hits:
             return hits
         scores = np.array([h["score"] for h in hits], dtype=np.float64)
-        for h, c, m in zip(hits, self.confidence(scores), self.is_match(scores)):
+        for h, c, m in zip(hits, self.confidence(scores), self.is_match(scores, n_items)):
             h["confidence"], h["match"] = round(float(c), 4), bool(m)
         return hits
 
@@ -66,7 +85,8 @@ class Calibration:
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, where: str = "calibration") -> "Calibration":
         try:
-            cal = cls(a=float(d["a"]), b=float(d["b"]), threshold=float(d["threshold"]), info=dict(d.get("info") or {}))
+            cal = cls(a=float(d["a"]), b=float(d["b"]), threshold=float(d["threshold"]), info=dict(d.get("info") or {}),
+                      neg_tail=[[float(f), float(v)] for f, v in (d.get("neg_tail") or [])])
         except (KeyError, TypeError, ValueError) as exc:
             raise CalibrationError(f"{where}: not a calibration (needs numbers a, b, threshold): {exc}") from None
         if not all(np.isfinite([cal.a, cal.b, cal.threshold])) or cal.a <= 0:
@@ -106,7 +126,9 @@ def fit(pos: np.ndarray, neg: np.ndarray, *, max_fpr: float = 0.01, info: dict[s
     stats = {"n_pos": int(len(pos)), "n_neg": int(len(neg)), "max_fpr": max_fpr, "recall_at_threshold": recall,
              "pos_mean": float(pos.mean()), "neg_mean": float(neg.mean()),
              "neg_quantiles": {str(q): float(np.quantile(neg, q)) for q in (0.5, 0.9, 0.99, 0.999)}}
-    return Calibration(a=a, b=b, threshold=threshold, info={**stats, **(info or {})})
+    grid = [f for f in (0.1, 0.05, 0.02, 0.01, 5e-3, 2e-3, 1e-3, 5e-4, 2e-4, 1e-4, 5e-5, 2e-5, 1e-5) if f * len(neg) >= 2]
+    tail = [[f, float(np.quantile(neg, 1.0 - f))] for f in grid]
+    return Calibration(a=a, b=b, threshold=threshold, info={**stats, **(info or {})}, neg_tail=tail)
 
 
 def pair_scores(audio_emb: np.ndarray, caption_emb: np.ndarray, caption_clip: Sequence[int],

@@ -255,7 +255,7 @@ def search(
     hits = index.hits(query, k)[0]
     calibration = getattr(embedder, "calibration", None)
     if text is not None and calibration is not None:  # confidence/match for text queries only
-        calibration.apply(hits)
+        calibration.apply(hits, n_items=len(index))
     return hits
 
 
