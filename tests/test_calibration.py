@@ -17,8 +17,9 @@ def test_fit_recovers_the_crossing_and_the_negative_tail():
     cal = calibration.fit(pos, neg)
     assert cal.a > 0
     # equal variances and equal class weights: confidence 0.5 half way between the means
-    assert abs(float(cal.confidence(0.3)) - 0.5) < 0.03
-    assert float(cal.confidence(0.6)) > 0.95 and float(cal.confidence(0.0)) < 0.05
+    assert abs(float(cal.platt(0.3)) - 0.5) < 0.03
+    assert float(cal.platt(0.6)) > 0.95 and float(cal.platt(0.0)) < 0.05
+    assert abs(float(cal.confidence(cal.threshold)) - 0.5) < 1e-12  # shown confidence: 50 % at the threshold
     assert abs(cal.threshold - np.quantile(neg, 0.99)) < 1e-12
     assert abs(cal.info["recall_at_threshold"] - np.mean(pos >= cal.threshold)) < 1e-12
     assert np.all(np.diff(cal.confidence(np.linspace(-1, 1, 50))) > 0)
@@ -36,7 +37,8 @@ def test_apply_save_load_and_bad_files(tmp_path):
     cal = Calibration(a=20.0, b=-6.0, threshold=0.35)
     hits = cal.apply([{"id": "x", "score": 0.5}, {"id": "y", "score": 0.2}])
     assert hits[0]["match"] is True and hits[1]["match"] is False
-    assert hits[0]["confidence"] == round(1 / (1 + np.exp(-(20 * 0.5 - 6))), 4)
+    assert hits[0]["confidence"] == round(1 / (1 + np.exp(-(20 * (0.5 - 0.35)))), 4)
+    assert hits[1]["confidence"] < 0.5 < hits[0]["confidence"]
     calibration.save(cal, tmp_path)
     assert calibration.load(tmp_path) == cal
     assert calibration.load(tmp_path / "nothing") is None

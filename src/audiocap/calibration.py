@@ -11,8 +11,9 @@ and non-matching (query, clip) pairs are distributed:
 
 From these it stores (``calibration.json`` beside the checkpoint):
 
-- ``confidence(s) = sigmoid(a·s + b)``: Platt scaling (Platt, 1999) fitted with the two classes
-  weighted equally, so 0.5 is where a score is as typical of a match as of a non-match;
+- ``platt(s) = sigmoid(a·s + b)``: Platt scaling (Platt, 1999) fitted with the two classes
+  weighted equally, so 0.5 is where a score is as typical of a match as of a non-match; the
+  confidence shown to people is ``sigmoid(a·(s - match threshold))``, 50 % at the threshold;
 - ``threshold``: the score that only ``max_fpr`` (1 %) of non-matching pairs reach. A hit counts
   as a *match* at or above it; when no hit of a query does, search says "no close match".
 - ``neg_tail``: scores that a share ``fpr`` of non-matching pairs reach, for fpr from 10 % down to
@@ -61,9 +62,16 @@ class Calibration:
         ys = np.array([t[1] for t in tail])[::-1]
         return max(self.threshold, float(np.interp(np.log(fpr), xs, ys)))
 
-    def confidence(self, scores: np.ndarray | Sequence[float] | float) -> np.ndarray:
-        """Confidence in [0, 1] that a (text query, clip) pair with cosine ``scores`` is a match."""
+    def platt(self, scores: np.ndarray | Sequence[float] | float) -> np.ndarray:
+        """Platt's sigmoid(a·s + b): how typical a score is of matching vs non-matching pairs."""
         z = self.a * np.asarray(scores, dtype=np.float64) + self.b
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
+
+    def confidence(self, scores: np.ndarray | Sequence[float] | float, n_items: int | None = None) -> np.ndarray:
+        """Confidence in [0, 1] shown to people: Platt's slope centred on the match threshold of a
+        library of ``n_items``, so a hit is a match exactly when its confidence is >= 50 % (the page
+        never says "no close match" above an "80 % match")."""
+        z = self.a * (np.asarray(scores, dtype=np.float64) - self.threshold_for(n_items))
         return 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
 
     def is_match(self, scores: np.ndarray | Sequence[float] | float, n_items: int | None = None) -> np.ndarray:
@@ -75,7 +83,7 @@ class Calibration:
         if not hits:
             return hits
         scores = np.array([h["score"] for h in hits], dtype=np.float64)
-        for h, c, m in zip(hits, self.confidence(scores), self.is_match(scores, n_items)):
+        for h, c, m in zip(hits, self.confidence(scores, n_items), self.is_match(scores, n_items)):
             h["confidence"], h["match"] = round(float(c), 4), bool(m)
         return hits
 

@@ -112,7 +112,8 @@ class ModelBackend:
         calibration = getattr(self.clap, "calibration", None)  # text queries only (audiocap.calibration)
         if calibration is not None and hits:
             scores = [h.score for h in hits]
-            for h, c, m in zip(hits, calibration.confidence(scores), calibration.is_match(scores, len(self.index))):
+            n = len(self.index)
+            for h, c, m in zip(hits, calibration.confidence(scores, n), calibration.is_match(scores, n)):
                 h.confidence, h.match = round(float(c), 4), bool(m)
         return hits
 
