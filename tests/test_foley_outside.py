@@ -15,7 +15,7 @@ from foley_fixtures import make_sources
 
 def test_outside_packages_are_the_reserved_ones_and_no_preset_uses_them():
     reg, out = load_registry(), load_outside_registry()
-    assert set(out["sources"]) == set(out["packages"]) == set(reg["reserved"])
+    assert set(out["sources"]) == set(reg["reserved"])
     assert len(reg["reserved"]) == 5
     for name, pkgs in reg["presets"].items():
         assert not set(pkgs) & set(out["sources"]), name
@@ -36,7 +36,7 @@ def test_build_outside_on_fake_packages(tmp_path):
     import numpy as np
     sf.write(long, 0.2 * np.random.default_rng(0).standard_normal(15 * 22050).astype("float32"), 22050)
     spec["files"] = [r for r in spec["files"] if not r["glob"].startswith("silent")]
-    out_reg = {"packages": ["fakepkg"], "sources": {"fakepkg": spec}}
+    out_reg = {"sources": {"fakepkg": spec}}
     manifest = build_outside(tmp_path / "out", cache=tmp_path / "cache", registry=out_reg)
     rows = read_manifest(manifest)
     # fixture: 4 dog + 1 copy, 4 door, 3 glass, 4 steps, 2+1 wind, 2 water -> 20 distinct

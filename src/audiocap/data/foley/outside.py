@@ -1,7 +1,6 @@
 """The outside test set: single recordings from the five reserved packages, never trained on.
 
-``sources.yaml`` reserves five packages (scorched3d-data, searchandrescue-data, flare-game,
-simutrans-pak64, micropolis-data) that no preset may use; ``outside.yaml`` maps their files to
+``sources.yaml`` lists, under ``reserved``, five packages that no preset may use; ``outside.yaml`` maps their files to
 existing lexicon labels by file name. :func:`build_outside` turns each distinct recording (MD5
 dedupe) into one test clip: cleaned like the builder's event library (:func:`library.clean`:
 trim, fade, loudness-normalize), cut to at most 10 s, stored as 32 kHz 16-bit FLAC, tagged with
@@ -34,8 +33,8 @@ MAX_SECONDS = 10.0
 def load_outside_registry(path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Load ``outside.yaml`` (or ``path``) and check that every rule names a lexicon label.
 
-    The registry has ``packages`` (the reserved list) and ``sources`` (same rule format as
-    ``sources.yaml``). A label the lexicon lacks is an error naming the file and the package.
+    The registry has ``sources`` (one entry per reserved package of ``sources.yaml``, same rule
+    format). A label the lexicon lacks is an error naming the file and the package.
     """
     if path is None:
         text = resources.files("audiocap.data.foley").joinpath("outside.yaml").read_text("utf-8")
