@@ -80,12 +80,16 @@ class Calibration:
     def apply(self, hits: list[dict[str, Any]], n_items: int | None = None) -> list[dict[str, Any]]:
         """Add ``confidence`` (rounded to 1e-4) and ``match`` (in a library of ``n_items``) to hit
         records with a ``score``."""
-        if not hits:
-            return hits
-        scores = np.array([h["score"] for h in hits], dtype=np.float64)
-        for h, c, m in zip(hits, self.confidence(scores, n_items), self.is_match(scores, n_items)):
-            h["confidence"], h["match"] = round(float(c), 4), bool(m)
+        for h, (c, m) in zip(hits, self.judge([h["score"] for h in hits], n_items)):
+            h["confidence"], h["match"] = c, m
         return hits
+
+    def judge(self, scores: Sequence[float], n_items: int | None = None) -> list[tuple[float, bool]]:
+        """``(confidence rounded to 1e-4, match)`` of each score in a library of ``n_items``."""
+        if len(scores) == 0:
+            return []
+        s = np.asarray(scores, dtype=np.float64)
+        return [(round(float(c), 4), bool(m)) for c, m in zip(self.confidence(s, n_items), self.is_match(s, n_items))]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

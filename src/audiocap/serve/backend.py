@@ -110,11 +110,9 @@ class ModelBackend:
         query = wiring.embed_text(self.clap, [text])  # (1, D)
         hits = self._search(query, k)
         calibration = getattr(self.clap, "calibration", None)  # text queries only (audiocap.calibration)
-        if calibration is not None and hits:
-            scores = [h.score for h in hits]
-            n = len(self.index)
-            for h, c, m in zip(hits, calibration.confidence(scores, n), calibration.is_match(scores, n)):
-                h.confidence, h.match = round(float(c), 4), bool(m)
+        if calibration is not None:
+            for h, (c, m) in zip(hits, calibration.judge([h.score for h in hits], len(self.index))):
+                h.confidence, h.match = c, m
         return hits
 
     def search_audio(self, wave: np.ndarray, k: int) -> list[Hit]:
