@@ -2,7 +2,7 @@
 
 ``load_audio`` turns wav/flac/ogg/mp3/aiff files into float32 mono at a target rate and raises
 one error type, :class:`AudioError`, that names the file and the reason for any bad input.
-Log-mel features live in :mod:`audiocap.audio.features` (imported on demand: it needs torch).
+Log-mel front ends live with the towers that use them, in :mod:`audiocap.encoders.frontend`.
 """
 
 from audiocap.audio.io import (
