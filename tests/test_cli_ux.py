@@ -89,6 +89,29 @@ def test_progress_in_a_log_file_is_lines_and_model_loading_is_quiet(tmp_path):
     assert "scoring..." in lines and any(line.startswith("scoring: done in") for line in lines)
 
 
+def test_a_fast_bar_in_a_log_file_ends_with_its_final_state(tmp_path):
+    # At the default interval a quick loop draws only its first state; the log must still say
+    # how far it got (the demo's log read "clotho development: 0 rows" then a blank line).
+    script = (
+        "from audiocap.cli.progress import configure_output\n"
+        "configure_output()\n"
+        "from tqdm import tqdm\n"
+        "for _ in tqdm(iter(range(3839)), desc='clotho development', unit=' rows'): pass\n"
+        "for _ in tqdm(range(5), desc='gone', leave=False): pass\n"
+        "print('done')\n")
+    log = tmp_path / "run.log"
+    env = dict(os.environ)
+    env.pop("AUDIOCAP_PROGRESS_SECONDS", None)
+    with open(log, "w") as fh:
+        out = subprocess.run([sys.executable, "-c", script], stderr=fh, stdout=subprocess.PIPE,
+                             text=True, env=env, timeout=120)
+    assert out.returncode == 0
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith("clotho development: 0 rows"), lines
+    assert lines[1].startswith("clotho development: 3839 rows"), lines
+    assert "" not in lines and not any(line.startswith("gone") and "5it" in line for line in lines), lines
+
+
 def test_eval_captioner_says_what_it_is_doing(tmp_path, monkeypatch):
     import audiocap.evaluation.captioner as ev
     from audiocap.metrics.captioning import Evaluator

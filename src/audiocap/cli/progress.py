@@ -60,8 +60,36 @@ def line_tqdm_class():
                 self.fp.flush()
             return True
 
+        def close(self):
+            # tqdm's close() marks the bar disabled before its last display() and then writes a
+            # bare newline: in line mode that lost the final state (a fast loop logged only
+            # "0 rows") and left an empty line. Print the final state as one line instead.
+            if getattr(self, "disable", True):
+                return super().close()
+            leave = abs(getattr(self, "pos", 0)) == 0 if self.leave is None else self.leave
+            shown = hasattr(self, "last_print_t") and self.last_print_t >= self.start_t + self.delay
+            final = self.__str__().strip() if (leave and shown) else ""
+            fp, self.fp = self.fp, _Discard()
+            try:
+                super().close()
+            finally:
+                self.fp = fp
+            if final:
+                fp.write(final + "\n")
+                fp.flush()
+
     LineTqdm.__name__ = LineTqdm.__qualname__ = "LineTqdm"
     return LineTqdm
+
+
+class _Discard:
+    """A file that drops what tqdm writes while a line-mode bar closes."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 def use_line_progress() -> None:
