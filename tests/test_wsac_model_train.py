@@ -11,7 +11,8 @@ from audiocap.checkpoint import read_extra, read_recipe
 from audiocap.data.caption_files import CaptionFileError, read_caption_groups
 from audiocap.decoding.search import beam_search, greedy_search
 from audiocap.decoding.wsac import PrefixScorer, load_wsac
-from audiocap.models.prefix_decoder import PrefixDecoder, PrefixDecoderConfig, caption_loss
+from audiocap.losses import caption_ce
+from audiocap.models.prefix_decoder import PrefixDecoder, PrefixDecoderConfig
 from audiocap.text.vocab import Vocab, tokenize_captions
 from audiocap.train.wsac import WSACRecipe, encode_captions, train_wsac
 
@@ -43,7 +44,7 @@ def test_prefix_decoder_shapes_and_padding():
     assert torch.allclose(logits[1, :3], short[0], atol=1e-5)
     prefix_only = model(emb, tokens[:, :1])
     assert torch.allclose(prefix_only[:, 0], logits[:, 0], atol=1e-5)  # causal
-    loss = caption_loss(logits, torch.tensor([[7, 8, 9, EOS], [5, 6, EOS, PAD]]), pad_id=PAD)
+    loss = caption_ce(logits, torch.tensor([[7, 8, 9, EOS], [5, 6, EOS, PAD]]), pad_id=PAD)
     assert loss.ndim == 0 and loss.item() > 0
     with pytest.raises(ValueError, match="max_len"):
         model(emb, torch.ones(2, 11, dtype=torch.long))
@@ -94,10 +95,10 @@ def test_training_loss_falls_and_checkpoint_round_trip(tmp_path):
     assert wsac.memory.captions == flat and wsac.memory.embeddings.shape == (8, 384)
     tokens = encode_captions(wsac.vocab, flat, m.max_len)
     emb = wsac.memory.embeddings
-    trained = caption_loss(wsac.model(emb, tokens[:, :-1]), tokens[:, 1:]).item()
+    trained = caption_ce(wsac.model(emb, tokens[:, :-1]), tokens[:, 1:], pad_id=PAD).item()
     torch.manual_seed(0)
     fresh = PrefixDecoder(wsac.model.cfg).eval()
-    untrained = caption_loss(fresh(emb, tokens[:, :-1]), tokens[:, 1:]).item()
+    untrained = caption_ce(fresh(emb, tokens[:, :-1]), tokens[:, 1:], pad_id=PAD).item()
     assert trained < 0.3 * untrained, (trained, untrained)
     out = wsac.caption_embeddings(emb, strategy="direct", beam=3)
     exact = sum(o == " ".join(c.lower().rstrip(".").split()) for o, c in zip(out, flat))

@@ -97,7 +97,8 @@ def multilabel_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def caption_ce(logits: Tensor, targets: Tensor, *, pad_id: int, label_smoothing: float = 0.0) -> Tensor:
-    """Word cross-entropy of a captioner, averaged over non-pad target tokens.
+    """Word cross-entropy of a captioner (the audio captioner and WSAC's prefix decoder),
+    averaged over non-pad target tokens.
 
     ``logits`` (B, L, V) predict ``targets`` (B, L) (the caption shifted left by one); pad
     targets are ignored. Optional label smoothing (Szegedy et al. 2016) as in the DCASE 2024

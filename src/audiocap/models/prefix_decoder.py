@@ -5,7 +5,7 @@ Kouzelis & Katsouros, "Weakly-supervised Automated Audio Captioning via text onl
 by a 2-layer MLP to a prefix of ``prefix_len`` vectors (ClipCap-style, Mokady et al. 2021),
 followed by the caption tokens; a 4-layer, 4-head causal Transformer trained from scratch
 predicts the next token. The model returns logits; the loss and the decoding strategy live
-elsewhere (:func:`caption_loss`, :mod:`audiocap.decoding.wsac`).
+elsewhere (:func:`audiocap.losses.caption_ce`, :mod:`audiocap.decoding.wsac`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 
 @dataclass
@@ -76,12 +75,3 @@ class PrefixDecoder(nn.Module):
         pad[:, P] = False  # <bos> is never padding (pad_id may equal bos in odd vocabularies)
         x = self.blocks(x, mask=causal, src_key_padding_mask=pad)  # (B, P+T, D)
         return self.head(self.norm(x[:, P:]))  # (B, T, V)
-
-
-def caption_loss(logits: torch.Tensor, targets: torch.Tensor, *, pad_id: int = 0) -> torch.Tensor:
-    """Token-level cross-entropy (mean over non-pad targets) of logits (B, T, V) vs targets (B, T).
-
-    The autoregressive captioning objective WSAC trains with on captions only (Kouzelis &
-    Katsouros, 2023).
-    """
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id)

@@ -26,7 +26,8 @@ from audiocap.config import recipe_to_dict
 from audiocap.data.caption_files import read_caption_groups
 from audiocap.inference.shared_space import cached_text_embeddings
 from audiocap.models.modality_gap import bridge_text_embedding, estimate_noise_std
-from audiocap.models.prefix_decoder import PrefixDecoder, PrefixDecoderConfig, caption_loss
+from audiocap.losses import caption_ce
+from audiocap.models.prefix_decoder import PrefixDecoder, PrefixDecoderConfig
 from audiocap.text.vocab import Vocab, tokenize_captions
 from audiocap.train.callbacks import FiniteGuard, ResumableLoader, ResumeCheckpoint, check_finite_weights
 
@@ -106,7 +107,7 @@ class WSACModule(L.LightningModule):
         elif self.shift.numel():
             emb = bridge_text_embedding(emb, shift=self.shift, renormalize=self.renormalize)
         logits = self.model(emb, tokens[:, :-1])  # (B, T-1, V)
-        return caption_loss(logits, tokens[:, 1:], pad_id=self.model.cfg.pad_id)
+        return caption_ce(logits, tokens[:, 1:], pad_id=self.model.cfg.pad_id)
 
     def training_step(self, batch, _):
         loss = self._loss(batch, bridge=True)
