@@ -66,11 +66,7 @@ def sbert_sim_many(systems: dict[str, list[str]], references: list[list[str]], *
     float rounding, since texts are embedded in other batches)."""
     for cands in systems.values():
         check_inputs(cands, references)
-    try:
-        from audiocap.text.minilm import TextModelError, sentence_embeddings
-    except ImportError as exc:  # torch/transformers missing
-        return {name: MetricResult.unavailable("sbert_sim", f"text model unavailable: {exc}")
-                for name in systems}
+    from audiocap.text.minilm import TextModelError, sentence_embeddings  # imported here: it loads torch
     flat = [r for refs in references for r in refs]
     texts = flat + [c for cands in systems.values() for c in cands]
     try:
