@@ -25,14 +25,15 @@ def library(tmp_path_factory):
     from audiocap.checkpoint import save_checkpoint
     from audiocap.embed import embed_audio
     from audiocap.index import VectorIndex
-    from audiocap.models.clap import ClapConfig, build_clap, clap_config_dict
+    from audiocap.config import recipe_to_dict
+    from audiocap.models.clap import ClapConfig, build_clap
 
     root = tmp_path_factory.mktemp("served")
     torch.manual_seed(0)
     cfg = ClapConfig(audio="tiny", text="minilm", embed_dim=32, head_hidden=64, adapter_hidden=64)
     model = build_clap(cfg, pretrained=False).eval()
     save_checkpoint(root / "clap", model.state_dict(), kind="clap",
-                    recipe={"model": clap_config_dict(cfg)})
+                    recipe={"model": recipe_to_dict(cfg)})
     files, items = [], []
     for i, hz in enumerate(FREQS):
         path = root / "audio" / f"tone{i}.wav"

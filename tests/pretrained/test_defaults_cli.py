@@ -13,14 +13,15 @@ from audiocap.cli import app
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
-    from audiocap.models.clap import ClapConfig, build_clap, clap_config_dict
+    from audiocap.config import recipe_to_dict
+    from audiocap.models.clap import ClapConfig, build_clap
     from audiocap.pretrained import package_model
 
     root = tmp_path_factory.mktemp("shipped")
     torch.manual_seed(0)
     cfg = ClapConfig(audio="tiny", text="minilm", embed_dim=32, head_hidden=64, adapter_hidden=64)
     save_checkpoint(root / "trained", build_clap(cfg).state_dict(), kind="clap",
-                    recipe={"model": clap_config_dict(cfg)})
+                    recipe={"model": recipe_to_dict(cfg)})
     package_model(root / "trained", root / "pretrained" / "clap-default", card={"name": "stand-in"})
     sounds = root / "sounds"
     sounds.mkdir()

@@ -35,13 +35,14 @@ class FixedTower(torch.nn.Module):
 @pytest.fixture(scope="module")
 def trained_clap(tmp_path_factory):
     """A tiny CLAP (random tiny audio tower, the packaged MiniLM) saved as training saves it."""
-    from audiocap.models.clap import ClapConfig, build_clap, clap_config_dict
+    from audiocap.config import recipe_to_dict
+    from audiocap.models.clap import ClapConfig, build_clap
 
     folder = tmp_path_factory.mktemp("clap") / "trained"
     torch.manual_seed(0)
     cfg = ClapConfig(audio="tiny", text="minilm", embed_dim=32, head_hidden=64, adapter_hidden=64)
     model = build_clap(cfg, pretrained=True)
-    save_checkpoint(folder, model.state_dict(), kind="clap", recipe={"model": clap_config_dict(cfg)},
+    save_checkpoint(folder, model.state_dict(), kind="clap", recipe={"model": recipe_to_dict(cfg)},
                     extras={"calibration": {"a": 12.0, "b": -3.0, "threshold": 0.3, "info": {"stand_in": True}}})
     return folder
 

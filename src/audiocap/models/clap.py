@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -194,8 +194,3 @@ def load_clap(folder: str | os.PathLike, device: str | torch.device | None = Non
     model.audio_policy = policy_from_recipe(recipe, "clap")  # how long audio is windowed (issue 15)
     model.calibration = load_calibration(folder)  # text-query confidence, when calibration.json is there
     return model.to(device or "cpu").eval()
-
-
-def clap_config_dict(cfg: ClapConfig) -> dict[str, Any]:
-    """Plain-dict form of a :class:`ClapConfig` (what goes into recipe.yaml)."""
-    return asdict(cfg)
