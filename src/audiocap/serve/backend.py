@@ -9,7 +9,7 @@ with the same five methods, so the HTTP layer is tested without model weights.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -110,9 +110,9 @@ class ModelBackend:
         query = wiring.embed_text(self.clap, [text])  # (1, D)
         hits = self._search(query, k)
         calibration = getattr(self.clap, "calibration", None)  # text queries only (audiocap.calibration)
-        if calibration is not None:
-            for h, (c, m) in zip(hits, calibration.judge([h.score for h in hits], len(self.index))):
-                h.confidence, h.match = c, m
+        if calibration is not None:  # Hit is frozen: new hits carry the judgement
+            judged = calibration.judge([h.score for h in hits], len(self.index))
+            hits = [replace(h, confidence=c, match=m) for h, (c, m) in zip(hits, judged)]
         return hits
 
     def search_audio(self, wave: np.ndarray, k: int) -> list[Hit]:
