@@ -133,7 +133,7 @@ def test_captioner_package_copies_and_reproduces_caption(tmp_path):
     dst = package_model(src, tmp_path / "captioner-default", card=CARD, tower=FixedTower())
     assert (dst / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
     assert (dst / "vocab.json").is_file() and (dst / "MODEL_CARD.md").is_file()
-    report = verify_reference(dst, tower=FixedTower(), atol=0.0)
+    report = verify_reference(dst, tower=FixedTower(), score_atol=0.0)
     assert report["ok"] and not report["mismatches"], report
     with pytest.raises(FileExistsError):
         package_model(src, dst, card=CARD, tower=FixedTower())

@@ -149,12 +149,18 @@ def captioner_reference(folder: Path, *, tower: Any = None, beam: int = 3) -> di
             "captions": {name: {"text": c.text, "score": c.score} for name, c in caps.items()}}
 
 
-def verify_reference(folder: str | os.PathLike, *, atol: float = 1e-5, tower: Any = None) -> dict[str, Any]:
+def verify_reference(folder: str | os.PathLike, *, atol: float = 1e-5, score_atol: float = 1e-3,
+                     tower: Any = None) -> dict[str, Any]:
     """Reload the model in ``folder`` and recompute its ``reference.json``.
 
     Returns ``{"ok", "kind", "max_abs_diff"}`` (CLAP: the largest difference of any embedding
-    component; captioner: also ``"mismatches"``, the signals whose caption text changed).
-    ``ok`` means every difference is within ``atol`` (0 on the machine that packaged it).
+    component; captioner: the largest difference of a caption's log-probability, and
+    ``"mismatches"``, the signals whose caption text changed).
+    ``ok`` means every caption text is the same and every difference is within ``atol`` (CLAP
+    embeddings) or ``score_atol`` (caption log-probabilities). Both are 0 on the machine that
+    packaged the model; on another CPU the fp32 tower's kernels sum in another order. A caption's
+    score is a sum of token log-probabilities behind the whole tower, so it drifts more than a
+    unit-norm embedding: 1.1e-4 was seen on an AVX-512 machine for a model packaged on AVX2.
     """
     folder = Path(folder)
     path = folder / REFERENCE
@@ -174,7 +180,7 @@ def verify_reference(folder: str | os.PathLike, *, atol: float = 1e-5, tower: An
         now = captioner_reference(folder, tower=tower, beam=int(stored.get("beam", 3)))
         bad = [n for n, c in stored["captions"].items() if now["captions"][n]["text"] != c["text"]]
         worst = max(abs(now["captions"][n]["score"] - c["score"]) for n, c in stored["captions"].items())
-        return {"ok": not bad and worst <= atol, "kind": kind, "max_abs_diff": worst, "mismatches": bad}
+        return {"ok": not bad and worst <= score_atol, "kind": kind, "max_abs_diff": worst, "mismatches": bad}
     raise CheckpointError(f"{folder}: no reference check for checkpoints of kind '{kind}'")
 
 
