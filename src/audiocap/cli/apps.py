@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import typer
 
+# Docstrings are wrapped at 100 columns; in Markdown mode rich re-flows their paragraphs to the
+# terminal's width (typer's default "rich" mode keeps every line break after the first
+# paragraph, so an 80-column terminal showed ragged half-lines), and `code` and lists render.
+HELP_MARKUP = "markdown"
+
 app = typer.Typer(
     name="audiocap",
     help="Contrastive audio-language learning: search sounds with text, caption sounds, "
@@ -11,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=HELP_MARKUP,
 )
 
 
@@ -36,7 +42,7 @@ def _options(
 
 def group(name: str, help: str) -> typer.Typer:
     """Create a command group ``audiocap NAME ...`` and attach it to the main app."""
-    sub = typer.Typer(name=name, help=help, no_args_is_help=True)
+    sub = typer.Typer(name=name, help=help, no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
     app.add_typer(sub, name=name)
     return sub
 

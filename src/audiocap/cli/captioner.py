@@ -146,7 +146,7 @@ def eval_captioner_cmd(
     beam: int = typer.Option(3, "--beam", help="Beam size; 1 = greedy decoding."),
     ensemble: list[Path] = typer.Option([], "--ensemble", help="More checkpoints to ensemble with --model."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for metrics.json and predictions.csv "
-                                       "(default: <model>/eval-<split>-beam<k>)."),
+                                       "(default: `<model>/eval-<split>-beam<k>`)."),
     cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Frame cache (default: the recipe's)."),
     skip_spice: bool = typer.Option(False, "--skip-spice", help="Leave out SPICE/SPIDEr (slow Java parser)."),
     precision: str = typer.Option("auto", "--precision", help="Frozen tower arithmetic, as for `audiocap caption` "

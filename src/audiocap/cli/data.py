@@ -8,11 +8,11 @@ from typing import Optional
 
 import typer
 
-from audiocap.cli.apps import fail, group
+from audiocap.cli.apps import HELP_MARKUP, fail, group
 
 data_app = group("data", "Import datasets (Clotho, AudioCaps, WavCaps) into manifests and summarise them.")
 import_app = typer.Typer(
-    name="import", no_args_is_help=True,
+    name="import", no_args_is_help=True, rich_markup_mode=HELP_MARKUP,
     help="Turn a dataset's official caption files + audio folder into a JSONL manifest. Prints a report "
     "of missing/unreadable audio and malformed rows; exits 0 (with warnings) if at least one clip was "
     "imported, non-zero if none.",
@@ -59,7 +59,7 @@ def import_clotho_cmd(
     keep_missing: bool = KEEP,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Import Clotho v2.1: audio expected at AUDIO/<split>/<file_name>.
+    """Import Clotho v2.1: audio expected at `AUDIO/<split>/<file_name>`.
 
     Clips are keyed by (split, file name), since four names repeat across splits; splits are stored as train/val/test (development/validation/evaluation).
     """
@@ -97,7 +97,7 @@ def import_wavcaps_cmd(
     keep_missing: bool = KEEP,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Import WavCaps: audio found as AUDIO/[<json folder>/]<id>[.flac|.wav] or the entry's 'audio' path."""
+    """Import WavCaps: audio found as `AUDIO/[<json folder>/]<id>[.flac|.wav]` or the entry's 'audio' path."""
     from audiocap.data.wavcaps import import_wavcaps
 
     _run(lambda: import_wavcaps(json_files, audio, split=split, keep_missing=keep_missing, progress=True),
