@@ -318,6 +318,7 @@ function resetCaption() {
   $("windows").replaceChildren();
   $("windows").hidden = true;
   $("captions").hidden = false;
+  $("caption-flag").hidden = true;
   $("caption-block").hidden = true;
 }
 
@@ -368,12 +369,24 @@ async function captionFile(file, ticket) {
     else body.captions.forEach((text) => $("captions").append(el("li", "", text)));
     $("caption-title").textContent = body.windows && body.windows.length
       ? "Captions per " + clock(body.windows[0].end - body.windows[0].start) + " window" : "Caption";
+    showFlag(body);
     $("caption-block").hidden = false;
     showUpload();
     setStatus(status, "Described " + file.name + " (beam " + body.beam + ").", "ok");
   } catch (err) {
     if (ticket !== captionRun) return;
     setStatus(status, explain(err, "describing the recording"), "error");
+  }
+}
+
+// Silence or a steady tone/noise: say so instead of presenting a confident caption (issue 20).
+function showFlag(body) {
+  const note = $("caption-flag");
+  note.hidden = !body.flag;
+  if (body.flag === "silence") note.textContent = "Silence: there is no sound to describe.";
+  else if (body.flag === "low_confidence") {
+    note.textContent = "Low confidence (" + Math.round(100 * body.confidence) + " %): this does not " +
+      "sound like a recognisable sound event (" + body.reason + "), so the caption is only a guess.";
   }
 }
 
@@ -387,6 +400,7 @@ function showWindows(windows) {
     const b = el("button", "window");
     b.type = "button";
     b.append(el("span", "when", clock(w.start) + "–" + clock(w.end)), el("span", "text", w.caption));
+    if (w.flag === "low_confidence") b.append(el("span", "when", "low confidence"));
     b.addEventListener("click", () => {
       player.currentTime = w.start;
       player.dataset.stopAt = String(w.end);
