@@ -36,6 +36,8 @@ LIBRARY = [
     ("waves", "ocean waves crashing on the shore", 880.0, ".wav"),
 ]
 
+STANDIN_SCALE = 10.0  # the stand-in's "logit scale" for classify
+
 TAGS = {"rain/roof-01": ["rain", "roof"], "dog-bark": ["dog", "animal"],
         "birds_morning": ["birds", "animal"]}
 
@@ -144,6 +146,18 @@ class StandInBackend:
             return options[:max(1, min(beam, len(options)))]
         finally:
             self._leave()
+
+    def classify(self, wave: np.ndarray, labels: list[str], prompt: str) -> list[dict]:
+        """Zero-shot stand-in: a label's "cosine" is the bag-of-words cosine of ``prompt`` filled with
+        it and the caption of the library tone nearest to the upload's dominant frequency; the
+        probabilities are audiocap's softmax of :data:`STANDIN_SCALE` x cosine."""
+        from audiocap.zeroshot import label_probabilities, label_prompts
+
+        caption = self.search_audio(wave, 1)[0].caption
+        scores = np.array([bow_cosine(p, caption) for p in label_prompts(labels, prompt)])
+        probs = label_probabilities(scores, STANDIN_SCALE)
+        order = sorted(range(len(labels)), key=lambda j: -probs[j])
+        return [{"label": labels[j], "probability": float(probs[j]), "cosine": float(scores[j])} for j in order]
 
     def audio_path(self, item_id: str) -> Path | None:
         return self.files.get(item_id)

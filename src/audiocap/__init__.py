@@ -6,6 +6,7 @@ The public API, mirroring the command line (imports are lazy, so ``import audioc
 - :func:`embed_audio` / :func:`embed_text` — L2-normalized CLAP embeddings (N, D) as numpy.
 - :func:`caption` — captions for audio files from a captioner or WSAC checkpoint.
 - :func:`search` — rank the files of a search index against a text or an audio query.
+- :func:`classify` — zero-shot: the probability of each candidate label for a sound (CLAP).
 """
 
 from __future__ import annotations
@@ -79,4 +80,25 @@ def search(index: Any, text: str | None = None, audio: Any = None, k: int = 10, 
     return _search(index, text=text, audio=audio, k=k, **kw)
 
 
-__all__ = ["__version__", "caption", "embed_audio", "embed_text", "load", "search"]
+def classify(audio: Any, labels: str | Sequence[str] | None = None, model: Any = None, *,
+             prompt: str | None = None) -> list[dict] | list[list[dict]]:
+    """Zero-shot classification: which of ``labels`` each sound is (see :mod:`audiocap.zeroshot`).
+
+    ``audio`` is one file path or waveform (at ``model.sample_rate``), or a list of them;
+    ``labels`` a list or ``"dog barking, rain, siren"`` (default: the foley lexicon's 101 sound
+    classes); ``model`` a CLAP folder or loaded model (default: the shipped CLAP). Each label is
+    embedded as ``prompt`` (default "the sound of {}"); probabilities are the softmax of the
+    cosines times the model's logit scale, so they sum to 1 over the labels given. Returns, per
+    sound, ``[{"label", "probability", "cosine"}, ...]`` most probable first (one list for one
+    sound, a list of lists for a list).
+    """
+    from audiocap.zeroshot import DEFAULT_PROMPT, classify_clips, default_labels, parse_labels
+
+    model = load(_resolve(model, "clap")) if model is None or isinstance(model, (str, os.PathLike)) else model
+    one = not isinstance(audio, (list, tuple))
+    labels = default_labels() if labels is None else parse_labels(labels)
+    out = classify_clips(model, [audio] if one else list(audio), labels, prompt=prompt or DEFAULT_PROMPT)
+    return out[0] if one else out
+
+
+__all__ = ["__version__", "caption", "classify", "embed_audio", "embed_text", "load", "search"]

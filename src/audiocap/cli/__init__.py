@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from audiocap.cli import audio as _audio  # noqa: F401  (registers commands)
 from audiocap.cli import captioner as _captioner  # noqa: F401  (registers commands)
+from audiocap.cli import classify as _classify  # noqa: F401
 from audiocap.cli import data as _data  # noqa: F401
 from audiocap.cli import demo as _demo  # noqa: F401
 from audiocap.cli import foley as _foley  # noqa: F401  (registers `data build-foley`)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from audiocap.cli.apps import eval_app, fail
+from audiocap.zeroshot import DEFAULT_PROMPT
 
 
 @eval_app.command("clap")
@@ -16,7 +17,7 @@ def eval_clap_cmd(
                                     "'init:FOLDER' scores that run's untrained starting point."),
     manifest: Path = typer.Option(..., "--manifest", help="Manifest JSONL with captions, tags and splits."),
     split: str = typer.Option("test", help="Split to evaluate."),
-    prompt: str = typer.Option("the sound of {}", help="Zero-shot prompt template; {} is the tag."),
+    prompt: str = typer.Option(DEFAULT_PROMPT, help="Zero-shot prompt template; {} is the tag."),
     out: Path = typer.Option(None, "--out", "-o", help="Write the results JSON here."),
     no_ensemble: bool = typer.Option(False, "--no-ensemble", help="Do not score the ensemble row."),
     cache_dir: str = typer.Option(None, help="Feature cache folder (default ~/.cache/audiocap/features)."),

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from audiocap.data.manifest import Clip, audio_path, read_manifest
+from audiocap.zeroshot import DEFAULT_PROMPT, label_prompts
 
 
 def retrieval_metrics(sim: torch.Tensor, text_to_audio: torch.Tensor) -> dict:
@@ -79,8 +80,10 @@ def embed_split(model, manifest: str | os.PathLike, clips: list[Clip], split: st
 def zero_shot_accuracy(audio_emb: torch.Tensor, tag_emb: torch.Tensor, clip_tags: list[list[str]],
                        vocab: list[str]) -> float:
     """Top-1 zero-shot accuracy: share of clips (with ≥ 1 tag in ``vocab``) whose most similar
-    tag prompt is one of their tags."""
-    pred = (audio_emb @ tag_emb.t()).argmax(1)  # (N,)
+    tag prompt is one of their tags (the cosine ``audiocap classify`` ranks labels by)."""
+    from audiocap.zeroshot import label_scores
+
+    pred = label_scores(audio_emb, tag_emb).argmax(1)  # (N,)
     hits = [vocab[int(p)] in set(tags) for p, tags in zip(pred, clip_tags) if set(tags) & set(vocab)]
     return float(np.mean(hits)) if hits else float("nan")
 
@@ -99,7 +102,7 @@ def chance_levels(text_to_audio: torch.Tensor, n_audio: int, clip_tags: list[lis
 
 
 def evaluate_clap(models: dict[str, object], manifest: str | os.PathLike, *, split: str = "test",
-                  prompt: str = "the sound of {}", vocab: list[str] | None = None, ensemble: bool = True,
+                  prompt: str = DEFAULT_PROMPT, vocab: list[str] | None = None, ensemble: bool = True,
                   cache_dir: str | None = None) -> dict:
     """Rows ``name -> metrics`` for each model, the ensemble of the trained ones (mean similarity
     matrices; ``init:`` starting points are left out of it) and chance."""
@@ -110,7 +113,7 @@ def evaluate_clap(models: dict[str, object], manifest: str | os.PathLike, *, spl
     rows, sims, zs = {}, [], []
     for name, model in models.items():
         a, t = embed_split(model, manifest, clips, split, cache_dir=cache_dir)
-        tag_emb = model.encode_text([prompt.format(v) for v in vocab]).cpu()
+        tag_emb = model.encode_text(label_prompts(vocab, prompt)).cpu()
         sims.append(t @ a.t())
         zs.append(a @ tag_emb.t())
         rows[name] = {**retrieval_metrics(sims[-1], text_to_audio),

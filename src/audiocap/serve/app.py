@@ -7,6 +7,8 @@ Routes (all errors are JSON ``{"error": code, "detail": message}`` with a 4xx/5x
 - ``POST /v1/search/similar`` JSON ``{"id", "k", "offset"}`` -> "more like this" item
 - ``POST /v1/caption``       multipart ``file`` (+ ``?beam=``) -> captions, best first; audio
                              over ``per_window_above`` seconds gets one caption per window
+- ``POST /v1/classify``      multipart ``file`` + ``labels`` -> a zero-shot probability per label
+                             (serve/classify.py; default labels: the library's tags)
 - ``GET  /v1/library``       example queries and tags from the library's own items
 - ``GET  /v1/waveform/{id}`` an SVG waveform thumbnail of an item (serve/catalog.py)
 - ``GET  /v1/audio/{id}``    the audio file of a registered index item (Range requests work),
@@ -41,6 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audiocap.serve.backend import Backend, CaptionerMissing, Hit
 from audiocap.serve.catalog import add_catalog_routes, item_facts
+from audiocap.serve.classify import add_classify_route
 from audiocap.serve.library import LOOPBACK_HOSTS, HostGuard, library_file
 from audiocap.serve.uploads import ApiError, DecodeLimits, decode_upload, read_upload
 
@@ -310,6 +313,7 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
     add_catalog_routes(app, backend, runner.run, api_error=ApiError, max_k=max_k, hits_out=hits_out,
                        response_model=SearchResponse, no_match=no_match,
                        playable=lambda item_id: playable(item_id, sniff=True))
+    add_classify_route(app, backend, runner.run, decoded, api_error=ApiError)
     app.mount("/swagger-ui", StaticFiles(directory=str(_swagger_ui_assets())), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app

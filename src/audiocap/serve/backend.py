@@ -41,7 +41,9 @@ class Backend(Protocol):
     path built from the id); the app streams that path only if it lies in one of
     ``library_roots`` (:func:`audiocap.serve.library.library_file`; no roots: nothing is played).
     ``caption`` returns captions best first (one, or a beam's n-best)
-    and raises :class:`CaptionerMissing` when no captioner was loaded. ``thread_safe`` False makes
+    and raises :class:`CaptionerMissing` when no captioner was loaded. An optional
+    ``classify(wave, labels, prompt)`` gives zero-shot probabilities (``POST /v1/classify``:
+    ``[{"label", "probability", "cosine"}]``, most probable first). ``thread_safe`` False makes
     the app serialize model calls behind one lock.
     """
 
@@ -136,6 +138,13 @@ class ModelBackend:
         if self.captioner is None:
             raise CaptionerMissing("no captioner loaded; start the service with --captioner CKPT")
         return wiring.caption_windows(self.captioner, wave, sr=self.sample_rate, beam=beam)
+
+    def classify(self, wave: np.ndarray, labels: list[str], prompt: str) -> list[dict]:
+        """Zero-shot: every label with its probability and cosine, most probable first
+        (:func:`audiocap.zeroshot.classify_embeddings`; the wave embedded as audio queries are)."""
+        from audiocap.serve import wiring
+
+        return wiring.classify(self.clap, wave, labels, prompt)
 
     def audio_path(self, item_id: str) -> Path | None:
         return self._files.get(item_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from dataclasses import field as datafield
 
 import numpy as np
 from starlette.datastructures import Headers, UploadFile
@@ -33,10 +34,12 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class Upload:
-    """A received file: its client-side name and raw bytes."""
+    """A received file: its client-side name and raw bytes, and the form's text fields (e.g. the
+    candidate labels sent with a sound to classify)."""
 
     filename: str
     data: bytes
+    fields: dict[str, str] = datafield(default_factory=dict)
 
 
 # (label, predicate on the first 16 bytes) for the containers we accept.
@@ -133,7 +136,8 @@ async def read_upload(request: Request, *, max_bytes: int, field: str = "file",
         raise ApiError(400, "empty_file", f"{name}: the uploaded file is empty (0 bytes)")
     if len(data) > max_bytes:
         raise _too_large(max_bytes, len(data))
-    return Upload(filename=name, data=data)
+    texts = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    return Upload(filename=name, data=data, fields=texts)
 
 
 async def _parse_multipart(headers: Headers, body: bytes):

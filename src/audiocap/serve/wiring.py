@@ -110,6 +110,15 @@ def embed_audio(clap, wave: np.ndarray) -> np.ndarray:
     return embed_wave(ClapEmbedder(clap), wave)[0][None, :]
 
 
+def classify(clap, wave: np.ndarray, labels: list[str], prompt: str) -> list[dict]:
+    """Zero-shot probabilities of ``labels`` for a waveform (N,) at the model's rate
+    (:func:`audiocap.zeroshot.classify_embeddings`, the model's logit scale)."""
+    from audiocap.zeroshot import classify_embeddings, logit_scale_of
+
+    return classify_embeddings(embed_audio(clap, wave), labels, lambda texts: embed_text(clap, texts),
+                               logit_scale_of(clap), prompt=prompt)[0]
+
+
 def search(index, query: np.ndarray, k: int) -> list[tuple[str, float, str | None]]:
     """Top-k ``(id, cosine score, first caption or None)`` for one query (1, D)."""
     hits = index.hits(query, k)[0]
