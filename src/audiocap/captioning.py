@@ -19,6 +19,11 @@ GPUs, frame embeddings within ~1e-3 cosine of fp32, captions usually identical);
 bf16 only where the hardware runs it natively, else fp32. Decoding always runs in fp32. The
 tower and the models run on ``device``.
 
+Every caption carries the judgement of :func:`audiocap.audio.nonevent.judge` on its audio:
+``flag`` "silence" (the text is then "silence" and nothing is decoded), "low_confidence" (too
+short, or a steady tone/hum/noise rather than a sound event; the caption is kept) or None, and a
+``confidence`` in 0-1 (issue 20 item 1: the captioner otherwise describes an event in anything).
+
 ``CAPTIONERS`` maps a captioning checkpoint kind to the function that captions files with it, as
 ``"module:function"``; loading goes through the one registry :data:`audiocap.checkpoint.LOADERS`.
 """
@@ -37,6 +42,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from audiocap.audio.nonevent import SILENCE_CAPTION as SILENCE
+from audiocap.audio.nonevent import Flag, judge
 from audiocap.audio.policy import AudioPolicy
 from audiocap.checkpoint import CheckpointError, load_checkpoint, read_extra, read_recipe
 from audiocap.decoding import CaptionerScorer, EnsembleScorer, Hypothesis, beam_search, greedy_search
@@ -58,8 +65,16 @@ class Caption:
     start: float
     end: float
     text: str
-    score: float
+    score: float | None  # the caption's log-probability; None when nothing was decoded (silence)
     finished: bool = True  # False: cut at the maximum length without <eos>
+    flag: Flag | None = None  # "silence" | "low_confidence" (audiocap.audio.nonevent.judge)
+    confidence: float | None = None  # 0-1, how much the audio looks like a sound event
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record ``audiocap caption --json`` prints (finite numbers only)."""
+        score = None if self.score is None or not np.isfinite(self.score) else round(self.score, 4)
+        return {"file": self.file, "start": self.start, "end": self.end, "caption": self.text, "score": score,
+                "finished": self.finished, "flag": self.flag, "confidence": self.confidence}
 
 
 @dataclass
@@ -198,15 +213,25 @@ class CaptionPipeline:
                              precision=self.precision)
 
     def caption_wave(self, wave: np.ndarray, *, name: str = "<wave>", per_window: bool = False) -> list[Caption]:
-        """Captions of one waveform at the tower's rate (one, or one per window)."""
+        """Captions of one waveform at the tower's rate (one, or one per window), each judged
+        for silence / non-events on its own audio; silent audio is not decoded."""
+        sr = int(self.tower.sample_rate)
+        whole = None if per_window else judge(wave, sr)
+        if whole is not None and whole.flag == "silence":  # no tower, no decoder
+            return [Caption(name, 0.0, round(len(wave) / sr, 3), SILENCE, None, True, whole.flag, whole.confidence)]
         frames, spans = self.window_frames(wave)
-        if per_window:
-            hyps = self.caption_frames(frames)
+        if whole is None:
+            judged = [judge(wave[int(round(a * sr)) : int(round(b * sr))], sr) for a, b in spans]
         else:
-            hyps = self.caption_frames([torch.cat(frames, 0)])
-            spans = [(0.0, spans[-1][1])]
-        return [Caption(name, round(a, 3), round(b, 3), self.vocab.decode(h.tokens), h.score, h.finished)
-                for h, (a, b) in zip(hyps, spans)]
+            frames, spans, judged = [torch.cat(frames, 0)], [(0.0, spans[-1][1])], [whole]
+        sounding = [i for i, j in enumerate(judged) if j.flag != "silence"]
+        hyps = dict(zip(sounding, self.caption_frames([frames[i] for i in sounding]) if sounding else []))
+        out = []
+        for i, ((a, b), j) in enumerate(zip(spans, judged)):
+            h = hyps.get(i)
+            text, score, finished = (self.vocab.decode(h.tokens), h.score, h.finished) if h else (SILENCE, None, True)
+            out.append(Caption(name, round(a, 3), round(b, 3), text, score, finished, j.flag, j.confidence))
+        return out
 
 
 def caption_files(files: Sequence[str | os.PathLike], checkpoints: Sequence[str | os.PathLike], *,

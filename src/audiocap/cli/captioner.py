@@ -60,6 +60,8 @@ def caption_cmd(
 
     Captioner checkpoints decode audio frames with beam search; WSAC checkpoints (text-only
     training) caption the CLAP audio embedding with --strategy direct|nnd|projection.
+    Silent audio is captioned "silence"; a steady tone, hum or noise, or a clip under 0.3 s, keeps
+    its caption marked "low confidence" (--json: "flag" and "confidence" on every line).
     Unreadable files are skipped and listed at the end; the exit code is then 1 (some files
     captioned) or 2 (none).
     """
@@ -102,10 +104,12 @@ def caption_cmd(
         raise fail(str(exc)) from None
     for c in caps:
         if as_json:
-            typer.echo(json.dumps({"file": c.file, "start": c.start, "end": c.end, "caption": c.text,
-                                   "score": round(c.score, 4), "finished": c.finished}))
+            typer.echo(json.dumps(c.to_dict()))
         else:
-            typer.echo(f"{c.file}\t{c.start:.2f}-{c.end:.2f}s\t{c.text}" + ("" if c.finished else "\t(cut at max length)"))
+            notes = ([] if c.finished else ["cut at max length"]) + (
+                [f"low confidence {c.confidence:.2f}: not a recognisable sound event"]
+                if c.flag == "low_confidence" else [])
+            typer.echo("\t".join([c.file, f"{c.start:.2f}-{c.end:.2f}s", c.text] + [f"({n})" for n in notes]))
     if bad:
         report_unreadable(bad, len(files))
         raise typer.Exit(1)

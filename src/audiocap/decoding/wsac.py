@@ -199,6 +199,8 @@ def caption_files(files, checkpoints, *, beam: int = 3, per_window: bool = False
     """
     from tqdm import tqdm
 
+    from audiocap.audio.io import audio_info, load_audio
+    from audiocap.audio.nonevent import ANALYSIS_SR, SILENCE_CAPTION, judge
     from audiocap.captioning import Caption
     from audiocap.checkpoint import CheckpointError
     from audiocap.inference.shared_space import audio_embedder
@@ -211,8 +213,8 @@ def caption_files(files, checkpoints, *, beam: int = 3, per_window: bool = False
     embed = audio_embedder(wsac.space, device=device)
     out = []
     for f in tqdm(list(files), desc="captioning", unit="file", disable=not progress):
-        from audiocap.audio.io import audio_info
-
-        text = wsac.caption_embeddings(embed([f]), strategy=strategy, tau=tau, k=k, beam=beam)[0]
-        out.append(Caption(str(f), 0.0, round(audio_info(f).duration, 3), text, float("nan")))
+        j = judge(load_audio(f, sr=ANALYSIS_SR), ANALYSIS_SR)  # silence / non-event (audiocap.audio.nonevent)
+        text = SILENCE_CAPTION if j.flag == "silence" else wsac.caption_embeddings(
+            embed([f]), strategy=strategy, tau=tau, k=k, beam=beam)[0]
+        out.append(Caption(str(f), 0.0, round(audio_info(f).duration, 3), text, None, True, j.flag, j.confidence))
     return out

@@ -6,7 +6,8 @@ Routes (all errors are JSON ``{"error": code, "detail": message}`` with a 4xx/5x
 - ``POST /v1/search/audio``  multipart ``file`` -> the k items most similar to the upload
 - ``POST /v1/search/similar`` JSON ``{"id", "k", "offset"}`` -> "more like this" item
 - ``POST /v1/caption``       multipart ``file`` (+ ``?beam=``) -> captions, best first; audio
-                             over ``per_window_above`` seconds gets one caption per window
+                             over ``per_window_above`` seconds gets one caption per window;
+                             ``flag`` (silence | low_confidence | null) and ``confidence``
 - ``POST /v1/classify``      multipart ``file`` + ``labels`` -> a zero-shot probability per label
                              (serve/classify.py; default labels: the library's tags)
 - ``GET  /v1/library``       example queries and tags from the library's own items
@@ -31,7 +32,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Literal, TypeVar
 from urllib.parse import quote
 
 from fastapi import FastAPI, Query, Request
@@ -41,6 +42,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from audiocap.audio.nonevent import SILENCE_CAPTION, judge
 from audiocap.serve.backend import Backend, CaptionerMissing, Hit
 from audiocap.serve.catalog import add_catalog_routes, item_facts
 from audiocap.serve.classify import add_classify_route
@@ -93,10 +95,17 @@ class SearchResponse(BaseModel):
                                  "matches: the results are only the closest sounds")
 
 
+FLAG_DOC = ("'silence': no sound, the caption is 'silence'; 'low_confidence': too short or a steady "
+            "tone, hum or noise rather than a sound event, the caption is a guess; null: a sound event")
+CONFIDENCE_DOC = "0-1: how much the audio looks like a sound event (0.5 at the low-confidence threshold)"
+
+
 class CaptionWindow(BaseModel):
     start: float = Field(..., description="Seconds from the start of the upload")
     end: float
     caption: str
+    flag: Literal["silence", "low_confidence"] | None = Field(None, description=FLAG_DOC)
+    confidence: float | None = Field(None, description=CONFIDENCE_DOC)
 
 
 class CaptionResponse(BaseModel):
@@ -107,6 +116,9 @@ class CaptionResponse(BaseModel):
                                 "caption of each window in time order")
     windows: list[CaptionWindow] | None = Field(None, description="For audio over the server's "
                                                 "per_window_above seconds: one caption per window")
+    flag: Literal["silence", "low_confidence"] | None = Field(None, description=FLAG_DOC + " (whole upload)")
+    confidence: float | None = Field(None, description=CONFIDENCE_DOC + " (whole upload)")
+    reason: str | None = Field(None, description="Why, in words: 'silence', 'too short...', 'steady signal...'")
 
 
 class ModelRunner:
@@ -246,21 +258,26 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
     async def caption(request: Request,
                       beam: int = Query(3, ge=1, le=max_beam, description="Beam size (1 = greedy)")
                       ) -> CaptionResponse:
-        """Describe an uploaded sound in words (beam search; captions best first)."""
+        """Describe an uploaded sound in words (beam search; captions best first). Silence is
+        captioned "silence" without running the model; ``flag`` and ``confidence`` say whether the
+        upload is a sound event at all (:mod:`audiocap.audio.nonevent`)."""
         upload, wave, seconds = await decoded(request)
+        verdict = await runner.run(judge, wave, backend.sample_rate, model=False)
+        common = {"filename": upload.filename, "duration": round(seconds, 3), "beam": beam,
+                  "flag": verdict.flag, "confidence": verdict.confidence, "reason": verdict.reason}
+        if verdict.flag == "silence":
+            return CaptionResponse(captions=[SILENCE_CAPTION], **common)
         try:
             if seconds > per_window_above:
                 per_window = getattr(backend, "caption_windows", None)  # the model's own policy
                 spans = await runner.run(partial(per_window, wave, beam) if per_window is not None
                                          else partial(caption_windows, backend, wave, beam))
-                return CaptionResponse(filename=upload.filename, duration=round(seconds, 3), beam=beam,
-                                       captions=[c for _, _, c in spans],
-                                       windows=[CaptionWindow(start=a, end=b, caption=c) for a, b, c in spans])
+                windows = await runner.run(judged_windows, wave, backend.sample_rate, spans, model=False)
+                return CaptionResponse(captions=[w.caption for w in windows], windows=windows, **common)
             captions = await runner.run(backend.caption, wave, beam)
         except CaptionerMissing as exc:
             raise ApiError(503, "no_captioner", str(exc)) from None
-        return CaptionResponse(filename=upload.filename, duration=round(seconds, 3), beam=beam,
-                               captions=list(captions))
+        return CaptionResponse(captions=list(captions), **common)
 
     @app.head("/v1/audio/{item_id:path}", include_in_schema=False)  # headers only, like GET
     @app.get("/v1/audio/{item_id:path}", tags=["audio"],
@@ -332,6 +349,17 @@ def caption_windows(backend: Backend, wave, beam: int) -> list[tuple[float, floa
     ends = starts[1:] + [len(wave)]
     return [(round(a / sr, 3), round(b / sr, 3), backend.caption(wave[a:b], beam)[0])
             for a, b in zip(starts, ends)]
+
+
+def judged_windows(wave, sr: int, spans: list[tuple[float, float, str]]) -> list[CaptionWindow]:
+    """Each window's caption with the non-event judgement of its own audio; a silent window
+    reads "silence" whatever the model said."""
+    out = []
+    for a, b, text in spans:
+        j = judge(wave[int(round(a * sr)) : int(round(b * sr))], sr)
+        out.append(CaptionWindow(start=a, end=b, caption=SILENCE_CAPTION if j.flag == "silence" else text,
+                                 flag=j.flag, confidence=j.confidence))
+    return out
 
 
 def _swagger_ui_assets() -> Path:
