@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 
 SILENCE_RMS_DBFS = -60.0  # silence: RMS below this and peak below SILENCE_PEAK (full scale 1.0)
-SILENCE_PEAK = 0.01  # (the quietest real val/test clip: -55.6 dBFS RMS; the lowest peak 0.065)
+SILENCE_PEAK = 0.01  # (the quietest real val/test clip: -55.6 dBFS RMS; the lowest peak 0.066)
 MIN_SECONDS = 0.3
 STATIONARITY_THRESHOLD = 1.94  # dB; half the minimum over data/foley-default "val" (3.88 dB)
 
