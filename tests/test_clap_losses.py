@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from audiocap.losses import clap_tag_loss, clip_loss, mae, msle, tag_regularizer
-from audiocap.train.clap import warmup_cosine
 
 
 def test_clip_loss_identity_two_by_two():
@@ -75,10 +74,3 @@ def test_clap_tag_loss_adds_weighted_regularizer_without_grad_to_frozen():
     assert total.item() == pytest.approx(lc.item() + 0.3, abs=1e-6)
     total.backward()
     assert frozen.grad is None and trained.grad is not None
-
-
-def test_warmup_cosine_schedule():
-    assert warmup_cosine(0, warmup=4, total=14) == pytest.approx(0.25)
-    assert warmup_cosine(3, warmup=4, total=14) == pytest.approx(1.0)
-    assert warmup_cosine(9, warmup=4, total=14) == pytest.approx(0.5)  # half-way through the cosine
-    assert warmup_cosine(14, warmup=4, total=14) == pytest.approx(0.0, abs=1e-12)

@@ -9,7 +9,6 @@ several processes (gloo on CPU), gathering embeddings so the contrastive batch i
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from audiocap.losses import clip_loss, multi_positive_nce, tag_regularizer
 from audiocap.models.clap import ClapConfig, ClapModel, build_clap
 from audiocap.train.callbacks import FiniteGuard, ResumeCheckpoint, check_finite_weights
 from audiocap.train.clap_data import ClapDataModule, DataRecipe
+from audiocap.train.schedule import warmup_cosine_scheduler
 
 
 @dataclass
@@ -80,15 +80,6 @@ class ClapRecipe:
     trainer: TrainerRecipe = field(default_factory=TrainerRecipe)
     tag: TagRecipe = field(default_factory=TagRecipe)
     loss: LossRecipe = field(default_factory=LossRecipe)
-
-
-def warmup_cosine(step: int, *, warmup: int, total: int, min_ratio: float = 0.0) -> float:
-    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine decay to ``min_ratio``
-    at ``total`` (Loshchilov & Hutter, SGDR, 2017; the CLIP/open_clip schedule)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 class ClapModule(L.LightningModule):
@@ -189,9 +180,8 @@ class ClapModule(L.LightningModule):
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=o.lr)
         total = int(self.trainer.estimated_stepping_batches)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, warmup=o.warmup_steps, total=total, min_ratio=o.min_lr_ratio))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return {"optimizer": opt, "lr_scheduler": warmup_cosine_scheduler(
+            opt, warmup=o.warmup_steps, total=total, min_ratio=o.min_lr_ratio)}
 
 
 def prepare_tagger(recipe: ClapRecipe, model: ClapModel, dm: ClapDataModule) -> torch.nn.Linear:

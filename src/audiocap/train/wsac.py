@@ -11,7 +11,6 @@ decoding, σ and Δgap.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -30,6 +29,7 @@ from audiocap.losses import caption_ce
 from audiocap.models.prefix_decoder import PrefixDecoder, PrefixDecoderConfig
 from audiocap.text.vocab import Vocab, tokenize_captions
 from audiocap.train.callbacks import FiniteGuard, ResumableLoader, ResumeCheckpoint, check_finite_weights
+from audiocap.train.schedule import warmup_cosine_scheduler
 
 KIND = "wsac"
 
@@ -119,15 +119,8 @@ class WSACModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
-        warm, total = self.optim.warmup_steps, max(self.total_steps, 1)
-
-        def factor(step: int) -> float:  # linear warm-up then cosine decay to 10%
-            if step < warm:
-                return (step + 1) / warm
-            return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(total - warm, 1))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return [opt], [{"scheduler": sched, "interval": "step"}]
+        return [opt], [warmup_cosine_scheduler(opt, warmup=self.optim.warmup_steps,
+                                               total=max(self.total_steps, 1), min_ratio=0.1)]
 
 
 def _trim(batch):
