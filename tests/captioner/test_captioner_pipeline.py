@@ -124,6 +124,27 @@ def test_cached_training_frames_equal_inference_frames(trained):
         torch.testing.assert_close(frames[0], cached[clip.id], atol=1e-5, rtol=0)
 
 
+def test_a_bf16_recipe_reads_the_bf16_cache_clap_filled(trained):
+    """data.precision reaches the cache key: bf16 frames come from a bf16 file (the one a CLAP
+    recipe with the same tower, manifest and precision fills), never from the fp32 one."""
+    from audiocap.data.manifest import read_manifest
+    from audiocap.train.captioner_data import split_frames
+    from audiocap.train.features import cache_audio_frames, read_cache
+
+    root, _, Tower = trained
+    manifest = root / "manifest.jsonl"
+    clips = [c for c in read_manifest(manifest) if c.split == "train"][:4]
+    cache = root / "cache-bf16"
+    clap_file = cache_audio_frames(Tower(), manifest, clips, "train[:4]", cache, max_seconds=2.0, precision="bf16")
+    fp32 = split_frames(manifest, clips, "train[:4]", Tower(), clip_seconds=2.0, cache_dir=cache)
+    bf16 = split_frames(manifest, clips, "train[:4]", Tower(), clip_seconds=2.0, cache_dir=cache, precision="bf16")
+    assert sorted(p.name for p in cache.rglob("*.safetensors")) == sorted([clap_file.name] * 2)  # fp32 file added
+    assert read_cache(clap_file)[1]["precision"] == "bf16"
+    stored = read_cache(clap_file)[0]["frames"]
+    torch.testing.assert_close(bf16[clips[0].id], stored[0][: bf16[clips[0].id].shape[0]], atol=0, rtol=0)
+    assert any(not torch.equal(bf16[c.id], fp32[c.id]) for c in clips)
+
+
 def test_precision_choice():
     from audiocap.captioning import resolve_precision
 

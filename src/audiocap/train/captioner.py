@@ -29,6 +29,7 @@ from audiocap.losses import aux_weight, caption_ce, cl4ac_loss, cl4ac_mismatch, 
 from audiocap.models.captioner import Captioner, CaptionerConfig
 from audiocap.text.vocab import Vocab
 from audiocap.train.callbacks import FiniteGuard, ResumableLoader, ResumeCheckpoint
+from audiocap.train.schedule import warmup_cosine_scheduler
 
 
 @dataclass
@@ -43,6 +44,8 @@ class DataRecipe:
     captions: Literal["all", "sample"] = "all"  # every caption per epoch, or one random caption per clip
     val_captions: Literal["all", "first"] = "all"  # validation CE on every caption or each clip's first
     cache_dir: str = ""  # frozen-tower feature cache; "" = audiocap.train.features.default_cache_dir (shared with CLAP)
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"  # frozen-tower arithmetic of the cache (auto: bf16 where
+    # the CPU/GPU runs it natively); the same value as a CLAP recipe's data.precision shares its cache file
 
 
 @dataclass
@@ -139,10 +142,8 @@ class CaptionerTask(L.LightningModule):
         t = self.recipe.train
         opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         total = max(1, t.epochs * self.steps_per_epoch)
-        warm = max(1, total // 20)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return {"optimizer": opt, "lr_scheduler": warmup_cosine_scheduler(
+            opt, warmup=max(1, total // 20), total=total, cosine_from_start=True)}
 
 
 class SaveBest(L.Callback):
@@ -194,7 +195,8 @@ def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any
     tower = tower if tower is not None else load_frame_tower(recipe.tower.name, recipe.tower.options)
     sets = {}
     for s, cs in splits.items():
-        feats = split_frames(d.manifest, cs, names[s], tower, clip_seconds=recipe.clip_seconds, cache_dir=d.cache_dir)
+        feats = split_frames(d.manifest, cs, names[s], tower, clip_seconds=recipe.clip_seconds, cache_dir=d.cache_dir,
+                             precision=d.precision)
         sets[s] = CaptionPairs(cs, feats, tokenized[s], vocab, max_words=d.max_words,
                                captions=d.captions if s == d.train_split else d.val_captions)
     loaders = {s: ResumableLoader(ds, batch_size=t.batch_size, seed=t.seed, collate_fn=collate_pairs,

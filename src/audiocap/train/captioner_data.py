@@ -21,20 +21,20 @@ from audiocap.text.vocab import Vocab
 
 def split_frames(manifest: str | os.PathLike, clips: Sequence[Clip], split: str, tower: nn.Module, *,
                  clip_seconds: float, cache_dir: str | os.PathLike | None = None,
-                 device: str | torch.device | None = None) -> dict[str, Tensor]:
+                 device: str | torch.device | None = None, precision: str = "fp32") -> dict[str, Tensor]:
     """Frame embeddings (T_i, D) of ``clips`` by clip id, from the frozen-tower feature cache.
 
     Uses :func:`audiocap.train.features.cache_audio_frames`, the cache CLAP training fills, with
     each clip cut to its first ``clip_seconds`` (the first window of the long-audio policy), so a
     CLAP and a captioner recipe with the same tower, manifest and clip length share one file
     and the tower runs over the audio once. ``split`` names the clip list in the cache key
-    (e.g. ``"train[:480]"`` for a subset).
+    (e.g. ``"train[:480]"`` for a subset); ``precision`` is the tower's arithmetic (part of the key).
     """
     from audiocap.features.towers import tower_device
     from audiocap.train.features import cache_audio_frames, read_cache
 
     path = cache_audio_frames(tower, manifest, list(clips), split, cache_dir or None, max_seconds=float(clip_seconds),
-                              device=tower_device(tower) if device is None else device)
+                              device=tower_device(tower) if device is None else device, precision=precision)
     tensors, meta = read_cache(path)
     row = {cid: i for i, cid in enumerate(meta["ids"])}
     missing = [c.id for c in clips if c.id not in row]
