@@ -175,3 +175,31 @@ def test_api_windows_carry_their_own_flag(tmp_path):
     assert (first["start"], first["end"], second["end"]) == (0.0, 5.0, 10.0)
     assert first["caption"] == "silence" and first["flag"] == "silence" and first["confidence"] == 0.0
     assert second["flag"] is None and second["confidence"] > 0.5 and body["captions"][0] == "silence"
+
+
+def test_wsac_captions_carry_the_flag(tmp_path, monkeypatch):
+    """WSAC checkpoints caption through their own function: silence is not decoded there either."""
+    import torch
+
+    import audiocap.decoding.wsac as wsac_mod
+    import audiocap.inference.shared_space as space
+
+    decoded = []
+
+    class FakeWsac:
+        space = "clap:x"
+
+        def caption_embeddings(self, emb, **_):
+            decoded.append(len(emb))
+            return ["a dog barks"] * len(emb)
+
+    monkeypatch.setattr(wsac_mod, "load_wsac", lambda *a, **k: FakeWsac())
+    monkeypatch.setattr(space, "audio_embedder", lambda *a, **k: lambda files: torch.zeros(len(files), 4))
+    sr = 16000
+    files = [write(tmp_path / "silence.wav", np.zeros(2 * sr, np.float32), sr),
+             write(tmp_path / "tone.wav", (0.3 * np.sin(2 * np.pi * 440 * seconds(2, sr))).astype(np.float32), sr),
+             write(tmp_path / "event.wav", event_clip(sr), sr)]
+    caps = wsac_mod.caption_files(files, [tmp_path / "ckpt"])
+    assert [(c.text, c.flag) for c in caps] == [("silence", "silence"), ("a dog barks", "low_confidence"),
+                                                ("a dog barks", None)]
+    assert decoded == [1, 1] and all(json.dumps(c.to_dict(), allow_nan=False) for c in caps)
