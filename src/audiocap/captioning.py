@@ -44,8 +44,9 @@ import torch
 
 from audiocap.audio.nonevent import SILENCE_CAPTION as SILENCE
 from audiocap.audio.nonevent import Flag, judge
-from audiocap.audio.policy import AudioPolicy
-from audiocap.checkpoint import CheckpointError, load_checkpoint, read_extra, read_recipe
+from audiocap.audio.policy import AudioPolicy, PolicyError
+from audiocap.checkpoint import RECOPY, CheckpointError, build_from_recipe, load_checkpoint, load_weights, \
+    read_extra, read_recipe
 from audiocap.decoding import CaptionerScorer, EnsembleScorer, Hypothesis, beam_search, greedy_search
 from audiocap.features.towers import PRECISIONS, resolve_precision, tower_autocast, tower_device  # noqa: F401 (re-exported)
 from audiocap.models.captioner import Captioner, CaptionerConfig
@@ -97,12 +98,23 @@ def load_captioner(folder: str | os.PathLike, *, device: str | torch.device = "c
     state, recipe = load_checkpoint(folder, kind="captioner", device=device)
     if "model_config" not in recipe:
         raise CheckpointError(f"{folder}: recipe.yaml has no model_config; re-save it with audiocap train captioner")
-    model = Captioner(CaptionerConfig(**recipe["model_config"])).to(device)
-    model.load_state_dict(state, strict=True)
-    vocab = Vocab.from_json(read_extra(folder, "vocab"))
+    model = build_from_recipe(lambda **cfg: Captioner(CaptionerConfig(**cfg)), recipe["model_config"], folder,
+                              "model_config").to(device)
+    load_weights(model, state, folder)
+    vocab = read_extra(folder, "vocab", Vocab.from_json)
     if len(vocab) != model.cfg.vocab_size:
-        raise CheckpointError(f"{folder}: vocab.json has {len(vocab)} words but the model {model.cfg.vocab_size}")
-    return LoadedCaptioner(model.eval(), vocab, recipe, Path(folder))
+        raise CheckpointError(f"{folder}/vocab.json: {len(vocab)} words but the model has {model.cfg.vocab_size}; "
+                              f"vocabulary and weights must come from the same training run: {RECOPY}")
+    tower = recipe.get("tower")
+    if not isinstance(tower, dict) or not isinstance(tower.get("name"), str):
+        raise CheckpointError(f"{folder}/recipe.yaml: 'tower' must map 'name' to the frozen audio tower "
+                              f"(e.g. aisfx); {RECOPY}")
+    loaded = LoadedCaptioner(model.eval(), vocab, recipe, Path(folder))
+    try:
+        loaded.audio_policy  # checked now, so a bad section fails at load, not mid-captioning
+    except PolicyError as exc:
+        raise CheckpointError(f"{exc}; {RECOPY}") from None
+    return loaded
 
 
 _THREADS_LOCK = threading.Lock()

@@ -85,6 +85,8 @@ class AudioPolicy:
             return cls(**data)
         except PolicyError as exc:
             raise PolicyError(f"{where}: {exc}") from None
+        except (TypeError, ValueError) as exc:  # e.g. clip_seconds: "long"
+            raise PolicyError(f"{where}: audio_policy values of the wrong type ({exc})") from None
 
 
 DEFAULT_POLICY = AudioPolicy()
@@ -148,7 +150,7 @@ def policy_from_recipe(recipe: dict[str, Any], kind: str | None = None, *, where
     """The ``audio_policy`` of a checkpoint recipe, or :func:`default_policy` when it has none."""
     kind = kind or recipe.get("kind")
     if recipe.get(POLICY_KEY) is not None:
-        return AudioPolicy.from_dict(dict(recipe[POLICY_KEY]), where=where)
+        return AudioPolicy.from_dict(recipe[POLICY_KEY], where=where)
     return default_policy(kind, recipe)
 
 

@@ -167,23 +167,28 @@ class WSAC:
 
 def load_wsac(folder, *, device: str | torch.device = "cpu") -> WSAC:
     """Load a ``wsac`` checkpoint folder written by :func:`audiocap.train.wsac.train_wsac`."""
-    from audiocap.checkpoint import load_checkpoint, read_extra
+    from audiocap.checkpoint import RECOPY, CheckpointError, load_checkpoint, load_weights, read_extra
     from audiocap.models.prefix_decoder import PrefixDecoderConfig
     from audiocap.text.vocab import Vocab
 
     state, recipe = load_checkpoint(folder, kind="wsac", device=device)
-    cfg = PrefixDecoderConfig(**read_extra(folder, "decoder"))
-    model = PrefixDecoder(cfg).to(device)
-    model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
-    memory = CaptionMemory(state["memory.embeddings"], read_extra(folder, "memory_captions"))
-    gap = dict(read_extra(folder, "gap"))
+    model = read_extra(folder, "decoder", lambda cfg: PrefixDecoder(PrefixDecoderConfig(**cfg))).to(device)
+    load_weights(model, {k[6:]: v for k, v in state.items() if k.startswith("model.")}, folder)
+    if "memory.embeddings" not in state:
+        raise CheckpointError(f"{folder}/model.safetensors: no memory.embeddings tensor; {RECOPY}")
+    memory = read_extra(folder, "memory_captions",
+                        lambda captions: CaptionMemory(state["memory.embeddings"], list(captions)))
+    gap = read_extra(folder, "gap", dict)
     if "gap.shift" in state:
         gap["shift"] = state["gap.shift"]
-    words = read_extra(folder, "vocab")
     # checkpoints of the first WSAC release stored {"itos": [...]} with the same four specials first
-    vocab = Vocab(list(words["itos"])) if "itos" in words else Vocab.from_json(words)
-    return WSAC(model, vocab, memory,
-                space=recipe["data"]["space"], gap=gap, recipe=recipe)
+    vocab = read_extra(folder, "vocab", lambda w: Vocab(list(w["itos"])) if "itos" in w else Vocab.from_json(w))
+    data = recipe.get("data")
+    space = data.get("space") if isinstance(data, dict) else None
+    if not isinstance(space, str) or not (space == "minilm" or space.startswith("clap:")):
+        raise CheckpointError(f"{folder}/recipe.yaml: data.space must name the embedding space the decoder reads "
+                              f"(minilm or clap:FOLDER), got {space!r}; {RECOPY}")
+    return WSAC(model, vocab, memory, space=space, gap=gap, recipe=recipe)
 
 
 def caption_files(files, checkpoints, *, beam: int = 3, per_window: bool = False, progress: bool = False,

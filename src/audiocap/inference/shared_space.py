@@ -27,7 +27,7 @@ AudioEmbedder = Callable[[list], torch.Tensor]
 
 
 class SpaceError(ValueError):
-    """An embedding-space spec is unknown or its model cannot be loaded."""
+    """An embedding-space spec is unknown (a broken CLAP folder it names is a CheckpointError)."""
 
 
 def _clap(folder: str, device: str | torch.device = "cpu"):
@@ -36,7 +36,7 @@ def _clap(folder: str, device: str | torch.device = "cpu"):
     try:
         return load_model(folder, device=device, expect=("clap",))
     except CheckpointError as exc:
-        raise SpaceError(f"space 'clap:{folder}': {exc}") from None
+        raise CheckpointError(f"space 'clap:{folder}': {exc}") from None  # still a broken checkpoint
 
 
 def text_embedder(spec: str, *, device: str | torch.device = "cpu") -> TextEmbedder:

@@ -174,23 +174,26 @@ def build_clap(cfg: ClapConfig | dict[str, Any], *, pretrained: bool = True) -> 
 
 def load_clap(folder: str | os.PathLike, device: str | torch.device | None = None) -> ClapModel:
     """Load a CLAP checkpoint folder (``model.safetensors`` + ``recipe.yaml``) strictly, in eval mode."""
-    from audiocap.checkpoint import CheckpointError, load_checkpoint
+    from audiocap.audio.policy import PolicyError, policy_from_recipe
+    from audiocap.calibration import CalibrationError
+    from audiocap.calibration import load as load_calibration
+    from audiocap.checkpoint import RECOPY, CheckpointError, build_from_recipe, load_checkpoint, load_weights
 
     state, recipe = load_checkpoint(folder, kind="clap")
     excluded = tuple(recipe.get("excluded_prefixes") or ())
     # heads-only checkpoints leave out frozen towers: rebuild those pretrained from their packages
-    model = build_clap(recipe["model"], pretrained=bool(excluded))
-    missing, unexpected = model.load_state_dict(state, strict=not excluded)
+    model = build_from_recipe(lambda **cfg: build_clap(cfg, pretrained=bool(excluded)), recipe.get("model"),
+                              folder, "model")
+    missing, unexpected = load_weights(model, state, folder, strict=not excluded)
     if excluded:
         stray = [k for k in missing if not k.startswith(excluded)] + list(unexpected)
         stored = [k for k in state if k.startswith(excluded)]
         if stray or stored:
             raise CheckpointError(f"{folder}: weights do not match the model (missing or unexpected "
                                   f"outside {list(excluded)}: {(stray + stored)[:5]}); re-package it")
-    from audiocap.audio.policy import policy_from_recipe
-
-    from audiocap.calibration import load as load_calibration
-
-    model.audio_policy = policy_from_recipe(recipe, "clap")  # how long audio is windowed (issue 15)
-    model.calibration = load_calibration(folder)  # text-query confidence, when calibration.json is there
+    try:
+        model.audio_policy = policy_from_recipe(recipe, "clap", where=f"{folder}/recipe.yaml")  # issue 15
+        model.calibration = load_calibration(folder)  # text-query confidence, when calibration.json is there
+    except (PolicyError, CalibrationError) as exc:
+        raise CheckpointError(f"{exc}; {RECOPY}") from None
     return model.to(device or "cpu").eval()

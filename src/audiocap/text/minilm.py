@@ -9,6 +9,7 @@ Any local BERT-style folder can be loaded the same way with :func:`load_text_mod
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -37,19 +38,44 @@ def minilm_path() -> Path:
 def load_text_model(folder: str | os.PathLike | None = None):
     """Load ``(tokenizer, model)`` from a local Hugging Face BERT-style folder (default: MiniLM).
 
-    Never touches the network (``local_files_only``); the model is returned in eval mode.
+    Never touches the network (``local_files_only``) and never runs code from the folder: a
+    config that asks for its own Python classes (``auto_map``) is refused before transformers
+    reads it (on a terminal transformers would otherwise ask whether to run that code), and
+    ``trust_remote_code=False`` is passed explicitly. The model is returned in eval mode.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoModel, AutoTokenizer
 
     path = Path(folder) if folder is not None else minilm_path()
-    if not (path / "config.json").exists():
+    if not (path / "config.json").is_file():
         raise TextModelError(f"{path}: not a Hugging Face model folder (no config.json)")
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    refuse_remote_code(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+        model = AutoModel.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TextModelError(f"{path}: not a loadable BERT-style model folder ({str(exc).splitlines()[0]}); "
+                             "use a folder written by transformers' save_pretrained") from None
     model.eval()
     return tokenizer, model
+
+
+def refuse_remote_code(path: Path) -> None:
+    """Raise :class:`TextModelError` when ``config.json`` or ``tokenizer_config.json`` of a model
+    folder asks for custom Python code (``auto_map``, ``trust_remote_code``), naming the file."""
+    for name in ("config.json", "tokenizer_config.json"):
+        file = path / name
+        if not file.is_file():
+            continue
+        try:
+            config = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise TextModelError(f"{file}: unreadable JSON ({exc}); use a folder written by save_pretrained") from None
+        asks = sorted(k for k in ("auto_map", "trust_remote_code") if isinstance(config, dict) and config.get(k))
+        if asks:
+            raise TextModelError(f"{file}: asks to run the folder's own Python code ({', '.join(asks)}); audiocap "
+                                 "loads only built-in transformers architectures: use a plain BERT-style folder")
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

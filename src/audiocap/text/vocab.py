@@ -83,4 +83,7 @@ class Vocab:
         """Inverse of :meth:`to_json` (raises ``ValueError`` on a malformed object)."""
         if not isinstance(obj, dict) or obj.get("format") != "audiocap-vocab-1":
             raise ValueError("not an audiocap vocabulary (expected format 'audiocap-vocab-1')")
-        return cls(list(obj["words"]))
+        words = obj.get("words")
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise ValueError("an audiocap vocabulary needs 'words': a list of strings")
+        return cls(list(words))
