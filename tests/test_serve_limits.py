@@ -45,7 +45,7 @@ def test_issue_flac_8_channels_655khz_is_refused_from_the_header(client, monkeyp
     def no_decoding(*a, **k):
         raise AssertionError("samples decoded before the header was checked")
 
-    monkeypatch.setattr(sf.SoundFile, "read", no_decoding)
+    monkeypatch.setattr("audiocap.audio.io._blocks", no_decoding)  # every decode reads through it
     t0 = time.perf_counter()
     r = post(client, data, "hostile.flac")
     assert r.status_code == 413 and r.json()["error"] == "sample_rate_too_high"
@@ -87,6 +87,28 @@ def test_stereo_is_mixed_down_block_by_block(client):
     sf.write(buf, np.stack([left, -left + 0.2], axis=1).astype(np.float32), 16000, format="WAV")
     r = post(client, buf.getvalue(), "stereo.wav")
     assert r.status_code == 200 and r.json()["duration"] == 3.0
+
+
+def _flac_total(data: bytes, total: int) -> bytes:
+    """The FLAC with STREAMINFO total_samples (the low 36 bits of bytes 18-25) set to ``total``."""
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO comes first
+    packed = int.from_bytes(data[18:26], "big") & ~(2**36 - 1) | total
+    return data[:18] + packed.to_bytes(8, "big") + data[26:]
+
+
+def test_flac_length_comes_from_its_frames_not_its_header(client):
+    """Issue 20 E: a streamed FLAC (total_samples 0) failed to decode ('psf_fseek() failed'), one
+    claiming 1 sample was decoded as 1 sample; both decode fully, and the budget still holds."""
+    wave, sr = sf.read(io.BytesIO(tone_bytes(440.0, seconds=2.0)), dtype="float32")  # WAV -> FLAC
+    buf = io.BytesIO()
+    sf.write(buf, wave, sr, format="FLAC")
+    for total in (0, 1):
+        r = post(client, _flac_total(buf.getvalue(), total), f"claims-{total}.flac")
+        assert r.status_code == 200 and r.json()["duration"] == 2.0, r.text
+    long = silence(31.0, 16000, 1, "FLAC")
+    for total in (0, 1):
+        r = post(client, _flac_total(long, total), "long.flac")
+        assert r.status_code == 413 and "decodes to longer than 30.00 s" in r.json()["detail"]
 
 
 def test_slow_upload_is_cut(tmp_path):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import write_tone
+from typer.testing import CliRunner
 
 from audiocap.audio import AudioError, audio_info, load_audio, split_windows
+from audiocap.audio.io import AudioWarning
+from audiocap.cli import app
 
 
 def assert_names(exc: pytest.ExceptionInfo, path: Path | str, reason: str) -> None:
@@ -185,3 +191,103 @@ def test_split_windows_counts_and_bad_arguments():
         split_windows(wave, sr=1000, window=0.25, last="drop")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="window"):
         split_windows(wave, sr=1000, window=0.0)
+
+
+# Issue 20 E / item 5: decoding trusts the frames, not the header; a file that decodes differently
+# from its header is used and named in one AudioWarning; what is not a file or not audio says so.
+
+def _flac_with_total(tmp: Path, name: str, total: int | None, seconds: float = 1.0) -> tuple[Path, np.ndarray]:
+    """A 16 kHz mono FLAC tone whose STREAMINFO total_samples is rewritten to ``total``."""
+    sr = 16000
+    wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * sr)) / sr)).astype(np.float32)
+    path = tmp / name
+    sf.write(path, wave, sr, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    # "fLaC", then STREAMINFO (block type 0, 34 bytes) as the first metadata block: 2+2 block
+    # sizes, 3+3 frame sizes, then 64 bits = 20 rate | 3 channels-1 | 5 bits-1 | 36 total_samples.
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0 and int.from_bytes(data[5:8], "big") == 34
+    packed = int.from_bytes(data[18:26], "big")
+    assert (packed >> 44, (packed >> 41 & 7) + 1, (packed >> 36 & 31) + 1) == (sr, 1, 16)
+    assert packed & (2**36 - 1) == len(wave)
+    if total is not None:
+        data[18:26] = ((packed & ~(2**36 - 1)) | total).to_bytes(8, "big")
+        path.write_bytes(bytes(data))
+    ref, _ = sf.read(tmp / name if total is None else io.BytesIO(sf_bytes(wave, sr)), dtype="float32")
+    return path, ref
+
+
+def sf_bytes(wave: np.ndarray, sr: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, wave, sr, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def test_streamed_flac_without_a_sample_count_decodes_fully(tmp_path, recwarn):
+    path, ref = _flac_with_total(tmp_path, "stream.flac", 0, seconds=5.0)  # legal: "unknown"
+    wave = load_audio(path, sr=16000)
+    assert wave.shape == (80000,)
+    np.testing.assert_array_equal(wave, ref)
+    assert audio_info(path).frames == 80000 and audio_info(path).duration == 5.0
+    upload = load_audio(path.read_bytes(), sr=16000, name="up.flac")  # bytes (server uploads) too
+    np.testing.assert_array_equal(upload, ref)
+    assert not [w for w in recwarn if issubclass(w.category, AudioWarning)]  # nothing is wrong
+
+
+def test_flac_header_claiming_one_sample_decodes_every_frame_and_warns(tmp_path):
+    path, ref = _flac_with_total(tmp_path, "one.flac", 1)
+    with pytest.warns(AudioWarning) as rec:
+        wave = load_audio(path, sr=16000)
+    np.testing.assert_array_equal(wave, ref)
+    assert len(rec) == 1
+    assert str(rec[0].message) == (f"{path}: holds 1.000 s (16,000 frames) although its header claims "
+                                   "0.000 s (1 frame); decoded it all")
+
+
+def _truncated(tmp: Path, suffix: str) -> Path:
+    path = write_tone(tmp / f"full{suffix}", seconds=2.0)
+    cut = tmp / f"cut{suffix}"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return cut
+
+
+@pytest.mark.parametrize("suffix,decoded", [(".wav", "0.999 s (15,989 frames)"),  # (32,022 - 44) / 2 bytes
+                                            (".mp3", None), (".flac", None)])
+def test_truncated_file_decodes_what_is_there_with_one_warning(tmp_path, suffix, decoded):
+    cut = _truncated(tmp_path, suffix)
+    with pytest.warns(AudioWarning) as rec:
+        wave = load_audio(cut, sr=16000)
+    assert len(rec) == 1
+    msg = str(rec[0].message)
+    assert msg.startswith(f"{cut}: truncated: decoded ")
+    assert "of the 2.000 s (32,000 frames) its header claims" in msg
+    frames = int(msg.split(" (", 1)[1].split(" frames")[0].replace(",", ""))
+    assert wave.shape == (frames,) and 0 < frames < 32000
+    if decoded:
+        assert f"decoded {decoded} of" in msg
+    full = load_audio(tmp_path / f"full{suffix}", sr=16000)
+    tol = 1e-4 if suffix != ".mp3" else 0.05
+    np.testing.assert_allclose(wave[: frames - 1152], full[: frames - 1152], atol=tol)  # the same audio
+
+
+def test_whole_files_do_not_warn(tmp_path, recwarn):
+    for suffix in (".wav", ".flac", ".ogg", ".mp3", ".aiff"):
+        assert load_audio(write_tone(tmp_path / f"t{suffix}", seconds=1.5), sr=16000).shape[0] >= 24000
+    assert not [w for w in recwarn if issubclass(w.category, AudioWarning)]
+
+
+def test_cli_audio_info_prints_one_warning_line_and_the_decoded_length(tmp_path):
+    cut = _truncated(tmp_path, ".wav")
+    flac, _ = _flac_with_total(tmp_path, "one.flac", 1)
+    stream, _ = _flac_with_total(tmp_path, "stream.flac", 0)
+    res = CliRunner().invoke(app, ["audio", "info", "--json", str(cut), str(flac), str(stream)])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [(r["frames"], r["duration"]) for r in rows] == [(15989, 0.999), (16000, 1.0), (16000, 1.0)]
+    warned = [line for line in res.stderr.splitlines() if line.startswith("warning: ")]
+    assert warned == [
+        f"warning: {cut}: truncated: decoded 0.999 s (15,989 frames) of the 2.000 s (32,000 frames) its "
+        "header claims",
+        f"warning: {flac}: holds 1.000 s (16,000 frames) although its header claims 0.000 s (1 frame); "
+        "decoded it all",
+    ]
+    assert "Traceback" not in res.output and "AudioWarning" not in res.output

@@ -5,12 +5,21 @@ rate). Files are decoded with libsndfile (``soundfile``: wav, flac, ogg/vorbis, 
 and resampled with soxr (the "HQ" recipe). Long recordings are never cut silently: either the
 caller sets ``max_duration`` and gets an :class:`AudioError` for longer files, or it splits the
 waveform with :func:`split_windows`, whose policy for the last, partial window is explicit.
+
+Decoding trusts the data, not the header: samples are read block by block until the decoder
+reaches the end of the stream, so a streamed FLAC (STREAMINFO total_samples = 0, which the
+format allows) or one whose header claims fewer samples than its frames hold decodes fully.
+Where the decoded length differs from the header's claim (a truncated download, a lying
+header) the file is still used and one :class:`AudioWarning` names it and both lengths.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -18,10 +27,15 @@ from typing import BinaryIO, Literal
 import numpy as np
 import soundfile as sf
 import soxr
+from soundfile import _ffi, _snd  # sf_readf_float to the end of a stream (see _blocks); soundfile is pinned
 
 SUPPORTED_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 
 Source = str | os.PathLike | bytes | BinaryIO
+
+BLOCK_SAMPLES = 65_536  # samples (frames x channels) decoded per libsndfile call
+_UNKNOWN_FRAMES = 2**62  # libsndfile reports SF_COUNT_MAX frames when a header does not say
+_HEAD_BYTES = 65_536  # bytes read to parse a container header ourselves
 
 
 class AudioError(ValueError):
@@ -41,6 +55,10 @@ class AudioError(ValueError):
         super().__init__(msg)
 
 
+class AudioWarning(UserWarning):
+    """A file decoded, but not as its header said (truncated, or more samples than claimed)."""
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What the container header says about a file, without decoding its samples."""
@@ -52,6 +70,7 @@ class AudioInfo:
     duration: float
     format: str
     subtype: str
+    length_known: bool = True  # False: the header does not say and counting was not asked for
 
 
 def _open(source: Source, name: str | None) -> tuple[str, str | BinaryIO]:
@@ -88,24 +107,236 @@ def _open(source: Source, name: str | None) -> tuple[str, str | BinaryIO]:
     return label, str(path)
 
 
-def audio_info(source: Source, *, name: str | None = None) -> AudioInfo:
-    """Read the header of an audio file (rate, channels, frames, duration, container, codec)."""
-    label, handle = _open(source, name)
+class _Patched(io.RawIOBase):
+    """A read-only view of a seekable binary stream with ``patch`` laid over the bytes at
+    ``offset``: blanks a FLAC header's sample count without copying the file."""
+
+    def __init__(self, raw: BinaryIO, offset: int, patch: bytes, label: str) -> None:
+        super().__init__()
+        self._raw, self._offset, self._patch, self._label = raw, offset, patch, label
+
+    def __repr__(self) -> str:  # libsndfile's errors name the file object
+        return repr(self._label)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        pos, view = self._raw.tell(), memoryview(buf).cast("B")
+        data = self._raw.read(len(view))
+        n = len(data)
+        view[:n] = data
+        lo, hi = max(pos, self._offset), min(pos + n, self._offset + len(self._patch))
+        if lo < hi:
+            view[lo - pos : hi - pos] = self._patch[lo - self._offset : hi - self._offset]
+        return n
+
+
+@dataclass
+class _Decoding:
+    """An open libsndfile handle plus what decoding it must compare against and collect."""
+
+    file: sf.SoundFile
+    claimed: int | None  # frames the header claims; None when it does not say
+    exact: bool  # the claim was parsed from the container (compare exactly), else libsndfile's estimate
+    frames: int = 0  # decoded so far
+    stopped: str = ""  # the decoder error that ended the stream early, if any
+
+
+def _head(handle: str | BinaryIO) -> bytes:
+    """The first bytes of a file or stream (a stream's position is kept)."""
+    if isinstance(handle, str):
+        with open(handle, "rb") as fh:
+            return fh.read(_HEAD_BYTES)
+    pos = handle.tell()
     try:
-        info = sf.info(handle)
-    except Exception as exc:  # libsndfile raises RuntimeError/LibsndfileError/TypeError
-        raise AudioError(label, f"corrupt or unreadable audio: {exc}") from None
-    if info.frames <= 0 or info.samplerate <= 0:
+        return handle.read(_HEAD_BYTES)
+    finally:
+        handle.seek(pos)
+
+
+def _flac_count_offset(head: bytes) -> int | None:
+    """Offset of the 8 STREAMINFO bytes that end in FLAC's 36-bit total_samples, or None.
+
+    STREAMINFO is the first metadata block after "fLaC" (an ID3v2 tag may precede it): a 4-byte
+    block header, 2 + 2 bytes block sizes, 3 + 3 bytes frame sizes, then 20 bits sample rate,
+    3 bits channels - 1, 5 bits bits-per-sample - 1 and 36 bits total_samples (0 = unknown).
+    """
+    start = 0
+    if head[:3] == b"ID3" and len(head) >= 10:  # 4 "syncsafe" size bytes; a footer adds 10
+        size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9] & 0x7F
+        start = 10 + size + (10 if head[5] & 0x10 else 0)
+    if head[start : start + 4] != b"fLaC" or len(head) < start + 26 or head[start + 4] & 0x7F:
+        return None
+    return start + 18
+
+
+def _chunks(head: bytes, order: Literal["little", "big"]) -> Iterator[tuple[bytes, int, int]]:
+    """(id, body offset, size) of the RIFF/IFF chunks that start within ``head``."""
+    pos = 12
+    while pos + 8 <= len(head):
+        size = int.from_bytes(head[pos + 4 : pos + 8], order)
+        yield head[pos : pos + 4], pos + 8, size
+        pos += 8 + size + (size & 1)
+
+
+def _claimed_frames(head: bytes) -> int | None:
+    """Frames the container header claims, parsed here because libsndfile corrects a truncated
+    WAV's or AIFF's count to what the file holds: FLAC STREAMINFO total_samples, WAV data size /
+    block align, AIFF COMM frames. None when the header does not say (or is not one of these)."""
+    offset = _flac_count_offset(head)
+    if offset is not None:
+        return int.from_bytes(head[offset : offset + 8], "big") & (2**36 - 1) or None
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        align = 0
+        for cid, at, size in _chunks(head, "little"):
+            if cid == b"fmt " and at + 14 <= len(head):
+                align = int.from_bytes(head[at + 12 : at + 14], "little")
+            if cid == b"data":  # 0 or 0xFFFFFFFF: written as a stream (or RF64), length unknown
+                return size // align if align and 0 < size < 0xFFFFFFFF else None
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        for cid, at, _ in _chunks(head, "big"):
+            if cid == b"COMM" and at + 6 <= len(head):
+                return int.from_bytes(head[at + 2 : at + 6], "big")
+    return None
+
+
+def _unreadable(label: str, exc: Exception) -> AudioError:
+    """The AudioError for a file libsndfile cannot open or decode."""
+    return AudioError(label, f"corrupt or unreadable audio: {exc}")
+
+
+@contextlib.contextmanager
+def _opened(label: str, handle: str | BinaryIO) -> Iterator[_Decoding]:
+    """Open ``handle`` with libsndfile so that decoding reads to the end of the stream.
+
+    libsndfile stops reading at the sample count of a FLAC header, so a FLAC is opened through a
+    view whose STREAMINFO total_samples reads 0 ("unknown", as in a streamed FLAC); the header's
+    claim is kept to compare with what was decoded.
+    """
+    try:
+        head = _head(handle)
+    except OSError as exc:  # permission denied, an unseekable stream
+        raise AudioError(label, f"cannot be read: {exc.strerror or exc}",
+                         "check the file's permissions") from None
+    claimed, offset = _claimed_frames(head), _flac_count_offset(head)
+    with contextlib.ExitStack() as stack:
+        src: str | BinaryIO = handle
+        if offset is not None and claimed is not None:
+            raw = stack.enter_context(open(handle, "rb")) if isinstance(handle, str) else handle
+            count = int.from_bytes(head[offset : offset + 8], "big") & ~(2**36 - 1)
+            src = _Patched(raw, offset, count.to_bytes(8, "big"), label)
+        try:
+            fh = stack.enter_context(sf.SoundFile(src))
+        except Exception as exc:  # libsndfile raises LibsndfileError/RuntimeError/TypeError
+            raise _unreadable(label, exc) from None
+        exact = claimed is not None
+        if claimed is None and fh.frames < _UNKNOWN_FRAMES:
+            claimed = int(fh.frames)
+        yield _Decoding(fh, claimed, exact)
+
+
+def _blocks(dec: _Decoding, label: str) -> Iterator[np.ndarray]:
+    """float32 blocks (n, channels) until the decoder reports the end of the stream.
+
+    Calls libsndfile's ``sf_readf_float`` directly: soundfile's ``read`` seeks to its position
+    after every block, which fails on a FLAC whose length is unknown ("psf_fseek() failed").
+    A decoder error after some audio (a truncated FLAC "lost sync") ends the stream there and
+    is kept in ``dec.stopped``; an error before any audio raises :class:`AudioError`.
+    """
+    fh = dec.file
+    size = max(1, BLOCK_SAMPLES // fh.channels)  # frames per block
+    while True:
+        block = np.empty((size, fh.channels), dtype=np.float32)
+        n = _snd.sf_readf_float(fh._file, _ffi.cast("float *", block.ctypes.data), size)
+        err = _snd.sf_error(fh._file)
+        if err and dec.frames + max(n, 0) == 0:
+            raise _unreadable(label, sf.LibsndfileError(err))
+        if n > 0:
+            dec.frames += n
+            yield block[:n]
+        if err:
+            dec.stopped = str(sf.LibsndfileError(err)).strip()
+        if err or n <= 0:
+            return
+
+
+def _span(frames: int, sr: int) -> str:
+    return f"{frames / sr:.3f} s ({frames:,} frame{'' if frames == 1 else 's'})"
+
+
+def _decode_note(dec: _Decoding, sr: int) -> str:
+    """One line on what went differently from the header: length and decoder errors ('' if none).
+
+    A claim libsndfile estimated (an MP3 without a Xing header) may be off by one MPEG frame.
+    """
+    parts, claimed, frames = [], dec.claimed, dec.frames
+    if claimed is not None and claimed != frames and (dec.exact or abs(claimed - frames) > 1152):
+        got, says = _span(frames, sr), _span(claimed, sr)
+        parts.append(f"truncated: decoded {got} of the {says} its header claims" if frames < claimed
+                     else f"holds {got} although its header claims {says}; decoded it all")
+    if dec.stopped:
+        parts.append(f"decoding stopped at an error ({dec.stopped})")
+    return "; ".join(parts)
+
+
+def audio_info(source: Source, *, name: str | None = None, count_unknown: bool = True) -> AudioInfo:
+    """Read the header of an audio file (rate, channels, frames, duration, container, codec).
+
+    A streamed FLAC's header does not know its length (total_samples = 0): its frames are
+    counted by decoding block by block (memory stays one block), unless ``count_unknown`` is
+    False (an upload, which might decode to billions of samples: bound its decode instead);
+    then ``length_known`` is False and frames and duration are 0.
+    """
+    label, handle = _open(source, name)
+    with _opened(label, handle) as dec:
+        fh = dec.file
+        frames = fh.frames if fh.frames < _UNKNOWN_FRAMES else dec.claimed
+        if frames is None and count_unknown:
+            frames = sum(block.shape[0] for block in _blocks(dec, label))
+        sample_rate, channels, fmt, subtype = fh.samplerate, fh.channels, fh.format, fh.subtype
+    if sample_rate <= 0 or (frames is not None and frames <= 0):
         raise AudioError(label, "zero-length audio (no samples)")
     return AudioInfo(
         path=label,
-        sample_rate=int(info.samplerate),
-        channels=int(info.channels),
-        frames=int(info.frames),
-        duration=float(info.frames) / float(info.samplerate),
-        format=str(info.format),
-        subtype=str(info.subtype),
+        sample_rate=int(sample_rate),
+        channels=int(channels),
+        frames=int(frames or 0),
+        duration=float(frames or 0) / float(sample_rate),
+        format=str(fmt),
+        subtype=str(subtype),
+        length_known=frames is not None,
     )
+
+
+def read_blocks(source: Source, *, name: str | None = None) -> Iterator[np.ndarray]:
+    """Decode ``source`` block by block: float32 arrays (n, channels) until the end of the stream.
+
+    For callers that bound what they decode (uploads) or keep memory flat; like
+    :func:`load_audio` it trusts the frames over the header and, after the last block, warns
+    (:class:`AudioWarning`) when the two differ. Close it (``contextlib.closing``) when
+    stopping early. Raises :class:`AudioError` for an input that cannot be decoded at all.
+    """
+    label, handle = _open(source, name)
+    with _opened(label, handle) as dec:
+        yield from _blocks(dec, label)
+        sr = int(dec.file.samplerate)
+    _warn(dec, label, sr)
+
+
+def _warn(dec: _Decoding, label: str, sr: int) -> None:
+    note = _decode_note(dec, sr)
+    if note:
+        warnings.warn(AudioWarning(f"{label}: {note}"), stacklevel=3)
 
 
 def resample(wave: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
@@ -131,23 +362,27 @@ def load_audio(
     corrupt, zero-length, non-finite or unsupported input.
     """
     label, handle = _open(source, name)
-    try:
-        data, file_sr = sf.read(handle, dtype="float32", always_2d=True)
-    except Exception as exc:
-        raise AudioError(label, f"corrupt or unreadable audio: {exc}") from None
-    if data.shape[0] == 0:
+    parts, frames, finite = [], 0, True
+    with _opened(label, handle) as dec:
+        file_sr = int(dec.file.samplerate)
+        for block in _blocks(dec, label):  # (n, channels) each; mixed to mono as they come
+            finite = finite and bool(np.isfinite(block).all())
+            parts.append(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0].copy())
+            frames += block.shape[0]
+    if frames == 0:
         raise AudioError(label, "zero-length audio (no samples)")
-    duration = data.shape[0] / float(file_sr)
+    duration = frames / float(file_sr)
     if max_duration is not None and duration > max_duration + 1e-6:
         raise AudioError(
             label,
             f"too long: {duration:.2f} s > max_duration {max_duration:.2f} s",
             "raise the limit or split the file into windows",
         )
-    if not np.isfinite(data).all():
+    if not finite:
         raise AudioError(label, "contains NaN or inf samples")
-    wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    return resample(np.ascontiguousarray(wave, dtype=np.float32), int(file_sr), sr)
+    _warn(dec, label, file_sr)
+    wave = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return resample(np.ascontiguousarray(wave, dtype=np.float32), file_sr, sr)
 
 
 def split_windows(

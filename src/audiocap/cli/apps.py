@@ -35,9 +35,10 @@ def _options(
 ) -> None:
     """Contrastive audio-language learning: search sounds with text, caption sounds, train
     captioners from text alone, and score them with the DCASE metrics."""
-    from audiocap.cli.progress import quiet_model_loading
+    from audiocap.cli.progress import audio_warnings_as_lines, quiet_model_loading
 
     quiet_model_loading()
+    audio_warnings_as_lines()
 
 
 def group(name: str, help: str) -> typer.Typer:

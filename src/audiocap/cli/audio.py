@@ -38,7 +38,8 @@ def info(
         rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
         row = {
             "path": str(path), "sample_rate": meta.sample_rate, "channels": meta.channels,
-            "frames": meta.frames, "duration": round(meta.duration, 3), "format": meta.format,
+            "frames": wave.shape[0], "duration": round(wave.shape[0] / meta.sample_rate, 3),  # decoded, not
+            "format": meta.format,  # the header's claim (a truncated file or a lying FLAC header)
             "subtype": meta.subtype, "rms_dbfs": round(20 * np.log10(max(rms, 1e-10)), 2),
         }
         if as_json:

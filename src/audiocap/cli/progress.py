@@ -7,6 +7,9 @@
   print whole lines instead, at most every ``AUDIOCAP_PROGRESS_SECONDS`` (default 15 s), plus
   the first and the last state.
 - :func:`step` prints a line when a long step starts and how long it took when it ends.
+- An audio file that decodes but not as its header said (truncated, a lying length, decoder
+  complaints) is one ``warning: <file>: <what>`` line, once per command
+  (:func:`audio_warnings_as_lines`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 
 _LINE_MODE = {"on": False}
@@ -39,6 +43,27 @@ def quiet_model_loading() -> None:
             disable_progress_bars()
         except Exception:
             pass
+
+
+def audio_warnings_as_lines() -> None:
+    """Print each distinct :class:`audiocap.audio.io.AudioWarning` once as ``warning: <message>``
+    on stderr (Python's format adds the source line of the call); other warnings are unchanged."""
+    if getattr(warnings.showwarning, "audiocap_lines", False):
+        return
+    original, seen = warnings.showwarning, set()
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        audio_io = sys.modules.get("audiocap.audio.io")
+        if audio_io is None or not issubclass(category, audio_io.AudioWarning):
+            return original(message, category, filename, lineno, file, line)
+        if str(message) not in seen:  # a file decoded twice (check, then use) warns once
+            seen.add(str(message))
+            import typer
+
+            typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+
+    show.audiocap_lines = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 def line_tqdm_class():
