@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -275,6 +282,51 @@ def test_whole_files_do_not_warn(tmp_path, recwarn):
     assert not [w for w in recwarn if issubclass(w.category, AudioWarning)]
 
 
+def test_damaged_mp3_keeps_libmpg123_off_the_terminal(tmp_path, capfd):
+    good = write_tone(tmp_path / "good.mp3", seconds=2.0).read_bytes()
+    path = tmp_path / "gap.mp3"
+    path.write_bytes(good[: len(good) // 2] + b"\0" * 600 + good[len(good) // 2 :])
+    with pytest.warns(AudioWarning) as rec:
+        wave = load_audio(path, sr=16000)
+    audio_info(path)
+    assert wave.shape[0] > 30000
+    err = capfd.readouterr().err
+    assert "resync" not in err and "Illegal Audio-MPEG-Header" not in err and "Xing" not in err, err
+    assert len(rec) == 1
+    assert str(rec[0].message).startswith(f"{path}: the MP3 decoder reported 'Illegal Audio-MPEG-Header")
+
+
+def test_stderr_of_other_threads_survives_the_mp3_redirect(tmp_path, capfd):
+    """fd 2 is shared by every thread: lines written while an MP3 decodes still reach stderr."""
+    good = write_tone(tmp_path / "good.mp3", seconds=2.0).read_bytes()
+    path = tmp_path / "gap.mp3"
+    path.write_bytes(good[: len(good) // 2] + b"\0" * 600 + good[len(good) // 2 :])
+    stop = threading.Event()
+
+    def chatter() -> None:
+        i = 0
+        while not stop.is_set():
+            os.write(2, f"other thread line {i}\n".encode())
+            i += 1
+            time.sleep(0.0005)
+
+    writer = threading.Thread(target=chatter)
+    writer.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AudioWarning)
+            with ThreadPoolExecutor(4) as pool:
+                waves = list(pool.map(lambda _: load_audio(path, sr=16000), range(16)))
+    finally:
+        stop.set()
+        writer.join()
+    assert all(np.array_equal(w, waves[0]) for w in waves)
+    lines = capfd.readouterr().err.splitlines()
+    numbers = [int(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("other thread line ")]
+    assert sorted(numbers) == list(range(len(numbers))) and len(numbers) > 10  # none lost
+    assert not [line for line in lines if not line.startswith("other thread line ")], lines[:5]
+
+
 def test_cli_audio_info_prints_one_warning_line_and_the_decoded_length(tmp_path):
     cut = _truncated(tmp_path, ".wav")
     flac, _ = _flac_with_total(tmp_path, "one.flac", 1)
@@ -291,3 +343,17 @@ def test_cli_audio_info_prints_one_warning_line_and_the_decoded_length(tmp_path)
         "decoded it all",
     ]
     assert "Traceback" not in res.output and "AudioWarning" not in res.output
+
+
+def test_cli_keeps_libmpg123_lines_off_the_terminal(tmp_path):
+    """A real process: libmpg123 writes to file descriptor 2, which CliRunner does not capture."""
+    good = write_tone(tmp_path / "good.mp3", seconds=2.0).read_bytes()
+    path = tmp_path / "gap.mp3"
+    path.write_bytes(good[: len(good) // 2] + b"\0" * 600 + good[len(good) // 2 :])
+    exe = Path(sys.executable).parent / "audiocap"
+    res = subprocess.run([str(exe), "audio", "info", str(path)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.splitlines() == [
+        f"warning: {path}: the MP3 decoder reported 'Illegal Audio-MPEG-Header 0x00000000 at offset "
+        f"{len(good) // 2}.' and 4 more; the audio may be damaged"], res.stderr

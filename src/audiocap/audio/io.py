@@ -18,6 +18,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
+import sys
+import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +40,8 @@ Source = str | os.PathLike | bytes | BinaryIO
 BLOCK_SAMPLES = 65_536  # samples (frames x channels) decoded per libsndfile call
 _UNKNOWN_FRAMES = 2**62  # libsndfile reports SF_COUNT_MAX frames when a header does not say
 _HEAD_BYTES = 65_536  # bytes read to parse a container header ourselves
+_FD2_LOCK = threading.Lock()  # file descriptor 2 is shared by every thread of the process
+_MPG123_LINE = re.compile(r"(?:Note|Warning|Error): |\[[^\]]*mpg123[^\]]*\] ")
 
 
 class AudioError(ValueError):
@@ -148,6 +154,8 @@ class _Decoding:
     file: sf.SoundFile
     claimed: int | None  # frames the header claims; None when it does not say
     exact: bool  # the claim was parsed from the container (compare exactly), else libsndfile's estimate
+    notes: list[str] | None  # libmpg123's stderr lines while decoding an MP3 (None: not collected)
+    trap: bool  # MPEG audio: catch libmpg123's stderr output
     frames: int = 0  # decoded so far
     stopped: str = ""  # the decoder error that ended the stream early, if any
 
@@ -210,13 +218,58 @@ def _claimed_frames(head: bytes) -> int | None:
     return None
 
 
+def _is_mpeg(head: bytes, label: str) -> bool:
+    """An MP3 (by name, ID3v2 tag or MPEG frame sync) that libmpg123 will decode."""
+    sync = len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+    return label.lower().endswith(".mp3") or head[:3] == b"ID3" or sync
+
+
 def _unreadable(label: str, exc: Exception) -> AudioError:
     """The AudioError for a file libsndfile cannot open or decode."""
     return AudioError(label, f"corrupt or unreadable audio: {exc}")
 
 
 @contextlib.contextmanager
-def _opened(label: str, handle: str | BinaryIO) -> Iterator[_Decoding]:
+def _stderr_notes(notes: list[str] | None, *, enabled: bool) -> Iterator[None]:
+    """Keep libmpg123's messages ("Note: Trying to resync...", "Warning: Xing stream size off",
+    ID3v2 complaints) off the terminal while the block runs; collect them into ``notes``.
+
+    The C library prints to the process's stderr itself, so file descriptor 2 points at a
+    temporary file during the block, one block at a time (a lock: the descriptor is shared by
+    every thread). Afterwards libmpg123's lines go to ``notes`` (dropped if None) and anything
+    else written meanwhile (another thread's message) is written back to stderr unchanged.
+    """
+    if not enabled:
+        yield
+        return
+    with _FD2_LOCK, tempfile.TemporaryFile() as tmp:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all: nothing can reach a terminal
+            saved = -1
+        if saved < 0:
+            yield
+            return
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()  # Python's pending text belongs before the redirect
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            for line in tmp.read().splitlines(keepends=True):
+                text = line.decode("utf-8", "replace").strip()
+                if _MPG123_LINE.match(text):
+                    if notes is not None:
+                        notes.append(text)
+                elif line.strip():
+                    os.write(2, line)
+
+
+@contextlib.contextmanager
+def _opened(label: str, handle: str | BinaryIO, *, notes: list[str] | None) -> Iterator[_Decoding]:
     """Open ``handle`` with libsndfile so that decoding reads to the end of the stream.
 
     libsndfile stops reading at the sample count of a FLAC header, so a FLAC is opened through a
@@ -229,6 +282,7 @@ def _opened(label: str, handle: str | BinaryIO) -> Iterator[_Decoding]:
         raise AudioError(label, f"cannot be read: {exc.strerror or exc}",
                          "check the file's permissions") from None
     claimed, offset = _claimed_frames(head), _flac_count_offset(head)
+    trap = _is_mpeg(head, label)
     with contextlib.ExitStack() as stack:
         src: str | BinaryIO = handle
         if offset is not None and claimed is not None:
@@ -236,13 +290,14 @@ def _opened(label: str, handle: str | BinaryIO) -> Iterator[_Decoding]:
             count = int.from_bytes(head[offset : offset + 8], "big") & ~(2**36 - 1)
             src = _Patched(raw, offset, count.to_bytes(8, "big"), label)
         try:
-            fh = stack.enter_context(sf.SoundFile(src))
+            with _stderr_notes(notes, enabled=trap):
+                fh = stack.enter_context(sf.SoundFile(src))
         except Exception as exc:  # libsndfile raises LibsndfileError/RuntimeError/TypeError
             raise _unreadable(label, exc) from None
         exact = claimed is not None
         if claimed is None and fh.frames < _UNKNOWN_FRAMES:
             claimed = int(fh.frames)
-        yield _Decoding(fh, claimed, exact)
+        yield _Decoding(fh, claimed, exact, notes, trap)
 
 
 def _blocks(dec: _Decoding, label: str) -> Iterator[np.ndarray]:
@@ -257,8 +312,9 @@ def _blocks(dec: _Decoding, label: str) -> Iterator[np.ndarray]:
     size = max(1, BLOCK_SAMPLES // fh.channels)  # frames per block
     while True:
         block = np.empty((size, fh.channels), dtype=np.float32)
-        n = _snd.sf_readf_float(fh._file, _ffi.cast("float *", block.ctypes.data), size)
-        err = _snd.sf_error(fh._file)
+        with _stderr_notes(dec.notes, enabled=dec.trap):
+            n = _snd.sf_readf_float(fh._file, _ffi.cast("float *", block.ctypes.data), size)
+            err = _snd.sf_error(fh._file)
         if err and dec.frames + max(n, 0) == 0:
             raise _unreadable(label, sf.LibsndfileError(err))
         if n > 0:
@@ -275,7 +331,7 @@ def _span(frames: int, sr: int) -> str:
 
 
 def _decode_note(dec: _Decoding, sr: int) -> str:
-    """One line on what went differently from the header: length and decoder errors ('' if none).
+    """One line on what went differently from the header: length and decoder notes ('' if none).
 
     A claim libsndfile estimated (an MP3 without a Xing header) may be off by one MPEG frame.
     """
@@ -286,6 +342,11 @@ def _decode_note(dec: _Decoding, sr: int) -> str:
                      else f"holds {got} although its header claims {says}; decoded it all")
     if dec.stopped:
         parts.append(f"decoding stopped at an error ({dec.stopped})")
+    if dec.notes:
+        telling = [n for n in dec.notes if "Xing stream size" not in n]  # that one only echoes a cut
+        first = (telling or dec.notes)[0].split(": ", 1)[-1]
+        more = f" and {len(dec.notes) - 1} more" if len(dec.notes) > 1 else ""
+        parts.append(f"the MP3 decoder reported '{first}'{more}; the audio may be damaged")
     return "; ".join(parts)
 
 
@@ -298,7 +359,7 @@ def audio_info(source: Source, *, name: str | None = None, count_unknown: bool =
     then ``length_known`` is False and frames and duration are 0.
     """
     label, handle = _open(source, name)
-    with _opened(label, handle) as dec:
+    with _opened(label, handle, notes=None) as dec:
         fh = dec.file
         frames = fh.frames if fh.frames < _UNKNOWN_FRAMES else dec.claimed
         if frames is None and count_unknown:
@@ -327,7 +388,7 @@ def read_blocks(source: Source, *, name: str | None = None) -> Iterator[np.ndarr
     stopping early. Raises :class:`AudioError` for an input that cannot be decoded at all.
     """
     label, handle = _open(source, name)
-    with _opened(label, handle) as dec:
+    with _opened(label, handle, notes=[]) as dec:
         yield from _blocks(dec, label)
         sr = int(dec.file.samplerate)
     _warn(dec, label, sr)
@@ -363,7 +424,7 @@ def load_audio(
     """
     label, handle = _open(source, name)
     parts, frames, finite = [], 0, True
-    with _opened(label, handle) as dec:
+    with _opened(label, handle, notes=[]) as dec:
         file_sr = int(dec.file.samplerate)
         for block in _blocks(dec, label):  # (n, channels) each; mixed to mono as they come
             finite = finite and bool(np.isfinite(block).all())
