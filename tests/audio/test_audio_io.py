@@ -327,6 +327,16 @@ def test_stderr_of_other_threads_survives_the_mp3_redirect(tmp_path, capfd):
     assert not [line for line in lines if not line.startswith("other thread line ")], lines[:5]
 
 
+def test_text_named_mp3_is_reported_as_not_audio(tmp_path):
+    path = tmp_path / "notes.mp3"
+    path.write_text("these are my notes, not a recording\n" * 20)
+    for call in (lambda: load_audio(path, sr=16000), lambda: audio_info(path)):
+        with pytest.raises(AudioError) as exc:
+            call()
+        assert_names(exc, path, "not audio (unrecognised format)")
+        assert "pipe" not in str(exc.value) and "does not exist" not in str(exc.value)
+
+
 def test_cli_audio_info_prints_one_warning_line_and_the_decoded_length(tmp_path):
     cut = _truncated(tmp_path, ".wav")
     flac, _ = _flac_with_total(tmp_path, "one.flac", 1)

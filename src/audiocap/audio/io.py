@@ -226,6 +226,9 @@ def _is_mpeg(head: bytes, label: str) -> bool:
 
 def _unreadable(label: str, exc: Exception) -> AudioError:
     """The AudioError for a file libsndfile cannot open or decode."""
+    if "possibly a pipe" in str(exc):  # libsndfile's words when libmpg123 rejects a regular file
+        return AudioError(label, "not audio (unrecognised format)",
+                          "its contents are not a sound file libsndfile can read; check the file")
     return AudioError(label, f"corrupt or unreadable audio: {exc}")
 
 
