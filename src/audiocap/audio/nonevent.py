@@ -43,6 +43,7 @@ BAND_EDGES_HZ = (50.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 8000.0)  # no DC/inf
 FLOOR_BELOW_PEAK_DB = 60.0  # band levels under (loudest frame's total level - 60 dB) are the floor
 FLOOR_DBFS = -100.0
 LEVEL_FLOOR_DBFS = -200.0
+BLOCK_SAMPLES = 1 << 20  # long inputs are measured block by block
 
 Flag = Literal["silence", "low_confidence"]
 SILENCE_CAPTION = "silence"  # the caption of silent audio (the captioner is not run on it)
@@ -66,12 +67,16 @@ class Judgement:
 
 def level(wave: np.ndarray) -> tuple[float, float]:
     """``(RMS in dBFS, peak)`` of a float waveform (full scale 1.0). RMS is floored at
-    ``LEVEL_FLOOR_DBFS`` (all zeros), so judgements stay finite and their JSON valid."""
+    ``LEVEL_FLOOR_DBFS`` (all zeros), so judgements stay finite and their JSON valid. Summed in
+    float64 blocks: no float64 copy of a long file."""
     if wave.size == 0:
         return LEVEL_FLOOR_DBFS, 0.0
-    x = wave.astype(np.float64, copy=False)
-    rms = float(np.sqrt(np.mean(x * x)))
-    return max(20.0 * float(np.log10(max(rms, 1e-300))), LEVEL_FLOOR_DBFS), float(np.max(np.abs(x)))
+    energy, peak = 0.0, 0.0
+    for s in range(0, wave.size, BLOCK_SAMPLES):
+        x = wave[s : s + BLOCK_SAMPLES].astype(np.float64)
+        energy, peak = energy + float(x @ x), max(peak, float(np.max(np.abs(x))))
+    rms = (energy / wave.size) ** 0.5
+    return max(20.0 * float(np.log10(max(rms, 1e-300))), LEVEL_FLOOR_DBFS), peak
 
 
 def band_levels(wave: np.ndarray, sr: int) -> np.ndarray:
@@ -87,7 +92,7 @@ def band_levels(wave: np.ndarray, sr: int) -> np.ndarray:
     """
     from audiocap.audio.io import resample
 
-    x = resample(np.asarray(wave, dtype=np.float32), int(sr), ANALYSIS_SR).astype(np.float64)
+    x = resample(np.asarray(wave, dtype=np.float32), int(sr), ANALYSIS_SR)  # float32; frames in float64
     n, hop = int(FRAME_SECONDS * ANALYSIS_SR), int(HOP_SECONDS * ANALYSIS_SR)
     if len(x) < n:
         x = np.pad(x, (0, n - len(x)))
