@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -249,3 +250,38 @@ def test_manifest_items_keep_tags_license_and_the_folder_source(collection, tmp_
     assert "tags" not in b and "license" not in b  # empty fields stay out of index.json
     folder_index, _ = build_index(collection, BandEmbedder(), progress=False)
     assert folder_index.source == str(collection.resolve())
+
+
+def test_links_folders_and_pipes_named_like_audio_are_skipped_with_a_reason(collection, tmp_path, monkeypatch):
+    """Issue 20 E: entries with an audio suffix that are not files were silently left out."""
+    (collection / "dead.wav").symlink_to(tmp_path / "deleted.wav")
+    (collection / "loop.wav").symlink_to(collection / "loop2.flac")
+    (collection / "loop2.flac").symlink_to(collection / "loop.wav")
+    (collection / "x.wav").mkdir()
+    os.mkfifo(collection / "pipe.mp3")
+    (collection / "ok.wav").symlink_to(collection / "a" / "low.wav")  # a working link is indexed
+    index, report = build_index(collection, BandEmbedder(), tmp_path / "idx", progress=False)
+    assert len(index) == 6 and report["found"] == 11 and report["indexed"] == 6
+    reasons = {row["id"]: row["reason"] for row in report["skipped"]}
+    assert reasons == {
+        "dead.wav": f"{collection / 'dead.wav'}: is a broken symbolic link (to {tmp_path / 'deleted.wav'}, "
+                    "which does not exist) (fix or delete the link)",
+        "loop.wav": f"{collection / 'loop.wav'}: is a symbolic link loop (fix or delete the link)",
+        "loop2.flac": f"{collection / 'loop2.flac'}: is a symbolic link loop (fix or delete the link)",
+        "x.wav": f"{collection / 'x.wav'}: is a folder, not an audio file",
+        "pipe.mp3": f"{collection / 'pipe.mp3'}: is not a regular file (a pipe, socket or device) (give a "
+                    "file on disk; streams are not read)",
+    }
+    monkeypatch.setattr("audiocap.search.load_embedder", lambda path: BandEmbedder())
+    res = CliRunner().invoke(app, ["index", "build", str(collection), "--model", str(_fake_ckpt(tmp_path)),
+                                   "--out", str(tmp_path / "idx2")])
+    assert res.exit_code == 0, res.output
+    assert "indexed 6 of 11" in res.output and "skipped 5 unreadable file(s)" in res.output
+    assert "is a symbolic link loop" in res.output and "x.wav: is a folder" in res.output
+
+
+def _fake_ckpt(tmp_path: Path) -> Path:
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir(exist_ok=True)
+    (ckpt / "model.safetensors").write_bytes(b"stand-in weights")
+    return ckpt

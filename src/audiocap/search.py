@@ -95,14 +95,17 @@ def collect_sources(source: str | os.PathLike) -> list[dict[str, Any]]:
     A folder is walked recursively for the suffixes in
     :data:`audiocap.audio.io.SUPPORTED_SUFFIXES` (ids are paths relative to it); a ``.jsonl``
     file is read as an audiocap manifest (ids, captions, tags, license, source, attribution).
+    Entries with an audio suffix that are not regular files (a broken or looping symbolic link,
+    a folder named ``x.wav``, a pipe) are kept, so that indexing reports them as skipped.
     """
     from audiocap.audio.io import SUPPORTED_SUFFIXES
     from audiocap.data.manifest import audio_path, read_manifest
 
     src = Path(source)
     if src.is_dir():
-        files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
-        return [{"id": p.relative_to(src).as_posix(), "path": str(p.resolve())} for p in files]
+        files = sorted(p for p in src.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES)
+        return [{"id": p.relative_to(src).as_posix(),  # resolve() fails on a symbolic link loop
+                 "path": str(p.resolve()) if p.is_file() else os.path.abspath(p)} for p in files]
     if src.is_file() and src.suffix == ".jsonl":
         return [_manifest_item(src, c, audio_path) for c in read_manifest(src)]
     if not src.exists():

@@ -337,6 +337,30 @@ def test_text_named_mp3_is_reported_as_not_audio(tmp_path):
         assert "pipe" not in str(exc.value) and "does not exist" not in str(exc.value)
 
 
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "dangling-link", "looping-link"])
+def test_not_a_regular_file_says_so(tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "pipe.wav"
+        os.mkfifo(path)  # opening it would block forever: it must be refused from its type
+        reason = "is not a regular file"
+    elif kind == "dev-zero":
+        path, reason = Path("/dev/zero"), "is not a regular file"
+    elif kind == "dangling-link":
+        path = tmp_path / "gone.wav"
+        path.symlink_to(tmp_path / "deleted.wav")
+        reason = f"is a broken symbolic link (to {tmp_path / 'deleted.wav'}"
+    else:
+        path = tmp_path / "loop.wav"
+        path.symlink_to(tmp_path / "loop2.wav")
+        (tmp_path / "loop2.wav").symlink_to(path)
+        reason = "is a symbolic link loop"
+    for call in (lambda: load_audio(path, sr=16000), lambda: audio_info(path)):
+        with pytest.raises(AudioError) as exc:
+            call()
+        assert_names(exc, path, reason)
+        assert "empty file" not in str(exc.value)
+
+
 def test_cli_audio_info_prints_one_warning_line_and_the_decoded_length(tmp_path):
     cut = _truncated(tmp_path, ".wav")
     flac, _ = _flac_with_total(tmp_path, "one.flac", 1)

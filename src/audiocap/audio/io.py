@@ -16,6 +16,7 @@ header) the file is still used and one :class:`AudioWarning` names it and both l
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -96,6 +97,14 @@ def _open(source: Source, name: str | None) -> tuple[str, str | BinaryIO]:
         raise AudioError(label[:200], f"cannot be looked up: {exc.strerror or exc}",
                          "check the path (each name at most 255 bytes)") from None
     if not exists:
+        if path.is_symlink():  # a link whose target is gone, or a chain of links back to itself
+            try:
+                os.stat(path)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise AudioError(label, "is a symbolic link loop", "fix or delete the link") from None
+            raise AudioError(label, f"is a broken symbolic link (to {os.readlink(path)}, which does "
+                             "not exist)", "fix or delete the link")
         raise AudioError(label, "file not found", "check the path")
     if is_dir:
         raise AudioError(label, "is a folder, not an audio file")
