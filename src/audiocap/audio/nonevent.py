@@ -55,7 +55,7 @@ class Judgement:
 
     flag: Flag | None
     confidence: float  # 0-1: how much the input looks like a sound event
-    reason: str  # one phrase for people: "silence", "too short (0.10 s)", "steady signal"...
+    reason: str  # one phrase for people: "silence", "too short (0.10 s < 0.3 s)", "a steady signal..."
     seconds: float
     rms_dbfs: float
     peak: float
@@ -143,6 +143,6 @@ def judge(wave: np.ndarray, sr: int) -> Judgement:
     s = stationarity(wave, sr)
     confidence = round(s / (s + STATIONARITY_THRESHOLD), 4)
     if s < STATIONARITY_THRESHOLD:
-        return Judgement("low_confidence", confidence, "steady signal, not a sound event (a tone, hum or "
-                         "noise)", stationarity=round(s, 4), **common)
+        return Judgement("low_confidence", confidence, "a steady signal: tone, hum, DC or noise",
+                         stationarity=round(s, 4), **common)
     return Judgement(None, confidence, "sound event", stationarity=round(s, 4), **common)

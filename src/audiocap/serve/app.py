@@ -118,7 +118,7 @@ class CaptionResponse(BaseModel):
                                                 "per_window_above seconds: one caption per window")
     flag: Literal["silence", "low_confidence"] | None = Field(None, description=FLAG_DOC + " (whole upload)")
     confidence: float | None = Field(None, description=CONFIDENCE_DOC + " (whole upload)")
-    reason: str | None = Field(None, description="Why, in words: 'silence', 'too short...', 'steady signal...'")
+    reason: str | None = Field(None, description="Why, in words: 'silence', 'too short (...)', 'a steady signal: ...'")
 
 
 class ModelRunner:
