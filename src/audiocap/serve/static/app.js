@@ -1,4 +1,5 @@
-// audiocap page: text search, "more like this", drop-a-file captioning and similar sounds.
+// audiocap page: text search, "more like this", drop-a-file captioning and similar sounds, and
+// zero-shot classification of a sound against labels the user types or picks.
 // No build step and nothing fetched from elsewhere: everything comes from this server.
 "use strict";
 
@@ -342,6 +343,7 @@ async function handleFile(file) {
   if (long) { setStatus(status, long, "error"); return; }
 
   lastFile = file;
+  setClassifyFile(file, "the recording you dropped for captioning");
   $("caption-file").textContent = file.name + (seconds ? " (" + clock(seconds) + ")" : "");
   player.src = previewUrl;
   playable = seconds !== null;  // the browser can play it: else no dead player on screen
@@ -457,25 +459,152 @@ function setupDrops() {
   const zone = $("drop-zone");
   const input = $("file-input");
   input.addEventListener("change", () => { handleFile(input.files[0]); });
-  // A file dropped anywhere on the page is taken as the upload; the browser never navigates to it.
+  // A file dropped anywhere on the page is the upload (on the zero-shot panel: the sound to
+  // classify); the browser never navigates to it.
+  const classifyZone = $("classify-drop");
+  const overClassify = (e) => e.target instanceof Element && e.target.closest("#classify-panel") !== null;
   ["dragenter", "dragover"].forEach((name) => document.addEventListener(name, (e) => {
     e.preventDefault();
     if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
-    zone.classList.add("over");
+    zone.classList.toggle("over", !overClassify(e));
+    classifyZone.classList.toggle("over", overClassify(e));
   }));
   ["dragleave", "dragend"].forEach((name) => document.addEventListener(name, (e) => {
-    if (!e.relatedTarget) zone.classList.remove("over");
+    if (!e.relatedTarget) { zone.classList.remove("over"); classifyZone.classList.remove("over"); }
   }));
   document.addEventListener("drop", (e) => {
     e.preventDefault();
     zone.classList.remove("over");
+    classifyZone.classList.remove("over");
     const file = e.dataTransfer && e.dataTransfer.files[0];
-    if (file) handleFile(file);
+    if (!file) return;
+    if (overClassify(e)) {
+      setClassifyFile(file);
+      classifySound();
+    } else {
+      handleFile(file);
+    }
   });
   $("beam").addEventListener("change", () => {
     if (lastFile && info.captioner) captionFile(lastFile, captionRun);
   });
   $("caption-audio").addEventListener("timeupdate", followPlayback);
+}
+
+// ------------------------------------------------------------------ zero-shot: what is this sound?
+
+let classifyFile = null;
+let classifyRun = 0;
+let libraryTags = [];      // the library's own tags: the server's candidates when none are typed
+const SHOWN_LABELS = 12;   // bars drawn; the rest are summed in one line
+
+function typedLabels() {
+  const seen = new Set();
+  return $("classify-labels").value.split(/[,\n]/).map((s) => s.trim().replace(/\s+/g, " "))
+    .filter((s) => s && !seen.has(s.toLowerCase()) && seen.add(s.toLowerCase()));
+}
+
+function markTagChips() {
+  const chosen = new Set(typedLabels().map((l) => l.toLowerCase()));
+  $("classify-tag-list").querySelectorAll(".chip").forEach((b) =>
+    b.setAttribute("aria-pressed", String(chosen.has(b.dataset.tag.toLowerCase()))));
+}
+
+// A library tag chip adds its tag to the candidates, or takes it out again.
+function toggleLabel(tag) {
+  const labels = typedLabels();
+  const i = labels.findIndex((l) => l.toLowerCase() === tag.toLowerCase());
+  if (i >= 0) labels.splice(i, 1);
+  else labels.push(tag);
+  $("classify-labels").value = labels.join(", ");
+  markTagChips();
+}
+
+function setClassifyFile(file, from) {
+  classifyFile = file;
+  $("classify-sound").textContent = "Sound: " + file.name + (from ? " (" + from + ")" : "");
+}
+
+async function classifySound() {
+  const status = $("classify-status");
+  const list = $("classify-results");
+  const file = classifyFile;
+  const labels = typedLabels();
+  const ticket = ++classifyRun;  // an answer still on its way is now stale
+  $("classify-button").disabled = false;
+  list.hidden = true;
+  list.replaceChildren();
+  if (!file) {
+    setStatus(status, "Choose or drop a sound to classify first.", "error");
+    $("classify-file").focus();
+    return;
+  }
+  if (labels.length === 1 || (!labels.length && libraryTags.length < 2)) {
+    setStatus(status, "Type at least two labels to choose between, separated by commas " +
+      "(for example: dog barking, rain).", "error");
+    $("classify-labels").focus();
+    return;
+  }
+  const big = tooBig(file);
+  if (big) { setStatus(status, big, "error"); return; }
+  const url = URL.createObjectURL(file);
+  const seconds = await localDuration(url);
+  URL.revokeObjectURL(url);
+  if (ticket !== classifyRun) return;
+  const long = tooLong(file, seconds);
+  if (long) { setStatus(status, long, "error"); return; }
+  setStatus(status, "Listening to " + file.name + "…", "busy");
+  $("classify-button").disabled = true;
+  const body = form(file);
+  if (labels.length) body.append("labels", labels.join("\n"));
+  try {
+    const answer = await api("/v1/classify", { method: "POST", body: body });
+    if (ticket !== classifyRun) return;
+    showLabelBars(answer.labels);
+    const among = answer.labels_from === "library tags"
+      ? " among this library's " + answer.labels.length + " tags" : "";
+    setStatus(status, "“" + file.name + "” sounds most like “" + answer.labels[0].label + "”" + among + ".", "ok");
+  } catch (err) {
+    if (ticket !== classifyRun) return;
+    setStatus(status, explain(err, "classifying the sound"), "error");
+  } finally {
+    if (ticket === classifyRun) $("classify-button").disabled = false;
+  }
+}
+
+function percent(p) { return (100 * p).toFixed(1) + "%"; }
+
+function showLabelBars(labels) {
+  const list = $("classify-results");
+  list.replaceChildren();
+  labels.slice(0, SHOWN_LABELS).forEach((r) => {
+    const li = el("li");
+    li.dataset.label = r.label;
+    li.title = "cosine similarity " + r.cosine.toFixed(3);
+    const row = el("div", "label-row");
+    row.append(el("span", "label-name", r.label), el("span", "prob", percent(r.probability)));
+    const bar = el("div", "bar");
+    bar.setAttribute("aria-hidden", "true");
+    const fill = el("span");
+    fill.style.width = Math.max(0, Math.min(1, r.probability)) * 100 + "%";
+    bar.append(fill);
+    li.append(row, bar);
+    list.append(li);
+  });
+  if (labels.length > SHOWN_LABELS) {
+    const rest = labels.slice(SHOWN_LABELS).reduce((sum, r) => sum + r.probability, 0);
+    list.append(el("li", "more", (labels.length - SHOWN_LABELS) + " more labels: " + percent(rest) + " together"));
+  }
+  list.hidden = false;
+}
+
+function setupClassify() {
+  $("classify-form").addEventListener("submit", (event) => { event.preventDefault(); classifySound(); });
+  $("classify-labels").addEventListener("input", markTagChips);
+  $("classify-file").addEventListener("change", () => {
+    const file = $("classify-file").files[0];
+    if (file) { setClassifyFile(file); classifySound(); }
+  });
 }
 
 // ------------------------------------------------------------------ what the library holds
@@ -530,6 +659,16 @@ async function loadLibrary() {
       list.append(b);
     });
     $("tags").hidden = false;
+    if (lib.tags_kind === "tags") libraryTags = lib.tags.map((t) => t.tag);
+    const chips = $("classify-tag-list");
+    lib.tags.forEach((t) => {
+      const b = chip(t.tag, () => toggleLabel(t.tag));
+      b.dataset.tag = t.tag;
+      b.setAttribute("aria-pressed", "false");
+      chips.append(b);
+    });
+    $("classify-labels").placeholder = "e.g. " + lib.tags.slice(0, 3).map((t) => t.tag).join(", ");
+    $("classify-tags").hidden = false;
   }
 }
 
@@ -551,6 +690,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     }
   });
   setupDrops();
+  setupClassify();
   await loadInfo();
   loadLibrary();
   const state = stateFromUrl();
