@@ -51,6 +51,13 @@ def _mp3_gap() -> bytes:
     return good[: len(good) // 2] + b"\0" * 600 + good[len(good) // 2 :]
 
 
+def _bad_id3() -> bytes:
+    """An ID3v2.3 tag whose one frame claims more bytes than the tag holds (libmpg123: "Whoa!")."""
+    body = b"TIT2" + (50).to_bytes(4, "big") + b"\x00\x00\x03" + b"x" * 20 + bytes(10)
+    size = bytes((len(body) >> s) & 0x7F for s in (21, 14, 7, 0))  # "syncsafe" 7-bit bytes
+    return b"ID3\x03\x00\x00" + size + body
+
+
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3", ".aiff": "AIFF"}
 SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 
@@ -91,6 +98,7 @@ def corpus(root: Path) -> dict[str, Callable[[Path], None] | bytes]:
     files["silence.wav"] = _encode("WAV", np.zeros(SR, np.float32))
     files["gap.mp3"] = _mp3_gap()
     files["id3-only.mp3"] = b"ID3\x04\x00\x00\x00\x00\x01\x00" + bytes(128)
+    files["bad-id3-frame.mp3"] = _bad_id3() + _encode("MP3")
     files["garbage-tail.mp3"] = _encode("MP3") + rng.integers(0, 256, 3000, dtype=np.uint8).tobytes()
     files["folder.wav"] = lambda p: p.mkdir()
     files["dangling.wav"] = lambda p: p.symlink_to(root / "deleted.wav")

@@ -296,6 +296,18 @@ def test_damaged_mp3_keeps_libmpg123_off_the_terminal(tmp_path, capfd):
     assert str(rec[0].message).startswith(f"{path}: the MP3 decoder reported 'Illegal Audio-MPEG-Header")
 
 
+def test_mp3_with_a_damaged_id3_tag_warns_about_the_tag(tmp_path, capfd):
+    body = b"TIT2" + (50).to_bytes(4, "big") + b"\x00\x00\x03" + b"x" * 20 + bytes(10)  # frame > tag
+    tag = b"ID3\x03\x00\x00" + bytes((len(body) >> s) & 0x7F for s in (21, 14, 7, 0)) + body
+    path = tmp_path / "tagged.mp3"
+    path.write_bytes(tag + write_tone(tmp_path / "t.mp3", seconds=1.0).read_bytes())
+    with pytest.warns(AudioWarning) as rec:
+        assert load_audio(path, sr=16000).shape == (16000,)
+    assert "ID3v2" not in capfd.readouterr().err
+    assert str(rec[0].message) == (f"{path}: the MP3 decoder reported 'Whoa! ID3v2 frame claims to be larger "
+                                   "than the whole rest of the tag.'; its ID3 tag is damaged")
+
+
 def test_stderr_of_other_threads_survives_the_mp3_redirect(tmp_path, capfd):
     """fd 2 is shared by every thread: lines written while an MP3 decodes still reach stderr."""
     good = write_tone(tmp_path / "good.mp3", seconds=2.0).read_bytes()

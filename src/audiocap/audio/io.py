@@ -358,7 +358,9 @@ def _decode_note(dec: _Decoding, sr: int) -> str:
         telling = [n for n in dec.notes if "Xing stream size" not in n]  # that one only echoes a cut
         first = (telling or dec.notes)[0].split(": ", 1)[-1]
         more = f" and {len(dec.notes) - 1} more" if len(dec.notes) > 1 else ""
-        parts.append(f"the MP3 decoder reported '{first}'{more}; the audio may be damaged")
+        tag_only = all("ID3" in n for n in dec.notes)  # a bad title tag, not bad audio
+        parts.append(f"the MP3 decoder reported '{first}'{more}; "
+                     + ("its ID3 tag is damaged" if tag_only else "the audio may be damaged"))
     return "; ".join(parts)
 
 
