@@ -308,6 +308,15 @@ def test_mp3_with_a_damaged_id3_tag_warns_about_the_tag(tmp_path, capfd):
                                    "than the whole rest of the tag.'; its ID3 tag is damaged")
 
 
+def test_mp3_decodes_when_no_temporary_file_can_be_made(tmp_path, monkeypatch):
+    """The libmpg123 trap needs a temporary file; a full disk must not stop decoding."""
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("audiocap.audio.io.tempfile.TemporaryFile", full)
+    assert load_audio(write_tone(tmp_path / "t.mp3", seconds=1.0), sr=16000).shape == (16000,)
+
+
 def test_stderr_of_other_threads_survives_the_mp3_redirect(tmp_path, capfd):
     """fd 2 is shared by every thread: lines written while an MP3 decodes still reach stderr."""
     good = write_tone(tmp_path / "good.mp3", seconds=2.0).read_bytes()

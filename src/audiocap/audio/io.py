@@ -254,10 +254,11 @@ def _stderr_notes(notes: list[str] | None, *, enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    with _FD2_LOCK, tempfile.TemporaryFile() as tmp:
+    with _FD2_LOCK, contextlib.ExitStack() as stack:
         try:
+            tmp = stack.enter_context(tempfile.TemporaryFile())
             saved = os.dup(2)
-        except OSError:  # no stderr at all: nothing can reach a terminal
+        except OSError:  # no stderr at all, or no room for the file: decode without the trap
             saved = -1
         if saved < 0:
             yield
