@@ -2,7 +2,8 @@
 
 Routes (all errors are JSON ``{"error": code, "detail": message}`` with a 4xx/5xx status):
 
-- ``POST /v1/search``        JSON ``{"text", "k", "offset"}`` -> top-k index items with cosine scores
+- ``POST /v1/search``        JSON ``{"text", "k", "offset"}`` -> top-k index items with cosine scores;
+                             optional filters (duration range, tag, license) and sort (serve/filters.py)
 - ``POST /v1/search/audio``  multipart ``file`` -> the k items most similar to the upload
 - ``POST /v1/search/similar`` JSON ``{"id", "k", "offset"}`` -> "more like this" item
 - ``POST /v1/caption``       multipart ``file`` (+ ``?beam=``) -> captions, best first; audio
@@ -46,6 +47,7 @@ from audiocap.audio.nonevent import SILENCE_CAPTION, judge
 from audiocap.serve.backend import Backend, CaptionerMissing, Hit
 from audiocap.serve.catalog import add_catalog_routes, item_facts
 from audiocap.serve.classify import add_classify_route
+from audiocap.serve.filters import MAX_CANDIDATES, SearchFilters, filter_and_sort
 from audiocap.serve.library import LOOPBACK_HOSTS, HostGuard, library_file
 from audiocap.serve.uploads import ApiError, DecodeLimits, decode_upload, read_upload
 
@@ -63,8 +65,8 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
                             "description": "WAV, FLAC, Ogg, MP3 or AIFF audio"}}}}}}}
 
 
-class SearchRequest(BaseModel):
-    """A text query for the sound library."""
+class SearchRequest(SearchFilters):
+    """A text query for the sound library, with optional filters and order (serve/filters.py)."""
 
     text: str = Field(..., min_length=1, max_length=1000, description="What the sound is like")
     k: int = Field(10, ge=1, le=100, description="How many results")
@@ -236,8 +238,13 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
         if body.offset + body.k > max_k:
             raise ApiError(422, "k_too_large", f"results {body.offset + 1}-{body.offset + body.k} "
                            f"are past this server's limit of {max_k} results")
-        hits = await runner.run(backend.search_text, text, body.offset + body.k)
-        hits = hits[body.offset:]
+        if body.active():  # filter the whole ranking, then page through the best max_k that pass
+            pool = min(len(app.state.catalog), MAX_CANDIDATES) or max_k
+            hits = await runner.run(backend.search_text, text, pool)
+            hits = filter_and_sort(hits, app.state.catalog, body, limit=max_k)
+        else:
+            hits = await runner.run(backend.search_text, text, body.offset + body.k)
+        hits = hits[body.offset:body.offset + body.k]
         return SearchResponse(query=text, k=body.k, offset=body.offset, results=hits_out(hits),
                               no_close_match=no_match(hits))
 

@@ -8,7 +8,8 @@ an SVG so the page needs no drawing code and no external library.
 
 Routes added to the app by :func:`add_catalog_routes`:
 
-- ``GET  /v1/library``            item count, example queries, tags (or frequent caption words)
+- ``GET  /v1/library``            item count, example queries, tags (or frequent caption words),
+                                  licenses and the duration range (for the filters)
 - ``GET  /v1/waveform/{id}``      an SVG waveform thumbnail of a playable item
 - ``POST /v1/search/similar``     JSON ``{"id", "k", "offset"}``: "more like this" by item id
 """
@@ -23,7 +24,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 from fastapi import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from audiocap.serve.filters import MAX_CANDIDATES, SearchFilters, filter_and_sort, library_facets
 
 STOPWORDS = frozenset("""a an the and or of in on at to from by with into onto over under for is are
 was were be being been it its this that these those as while then than there their they he she
@@ -38,8 +41,9 @@ background distance distant close heard hear hearing can being like making makes
 THUMB_W, THUMB_H, THUMB_BINS = 240, 48, 120
 
 
-class SimilarRequest(BaseModel):
-    """Find the library's sounds most like one of its items ("more like this")."""
+class SimilarRequest(SearchFilters):
+    """Find the library's sounds most like one of its items ("more like this"), optionally filtered
+    and sorted as text searches are (:mod:`audiocap.serve.filters`)."""
 
     id: str = Field(..., min_length=1, max_length=2000, description="An index item id")
     k: int = Field(10, ge=1, le=100, description="How many results")
@@ -155,12 +159,13 @@ def add_catalog_routes(app, backend, run: Callable, *, api_error: type, max_k: i
     playable = playable or backend.audio_path
     items_of = getattr(backend, "items", None)
     by_id: dict[str, dict] = {str(it.get("id")): it for it in (items_of() if items_of else [])}
-    summary = library_summary(by_id.values())
+    summary = library_summary(by_id.values()) | library_facets(list(by_id.values()))
     app.state.catalog = by_id
 
     @app.get("/v1/library", tags=["meta"])
     async def library() -> dict:
-        """What the library holds: item count, example queries from its captions, its tags."""
+        """What the library holds: item count, example queries from its captions, its tags, and what
+        the filters can offer (its licenses, its shortest and longest duration)."""
         return summary
 
     @app.get("/v1/waveform/{item_id:path}", tags=["audio"],
@@ -192,8 +197,12 @@ def add_catalog_routes(app, backend, run: Callable, *, api_error: type, max_k: i
             wave = await run(partial_load(load_audio, path, backend.sample_rate), model=False)
         except AudioError as exc:
             raise api_error(422, "bad_audio", str(exc)) from None
-        hits = await run(backend.search_audio, wave, body.offset + body.k + 1)
-        hits = [h for h in hits if h.id != body.id][body.offset:body.offset + body.k]
+        if body.active():  # the whole ranking, filtered, as for text searches
+            hits = await run(backend.search_audio, wave, min(len(by_id), MAX_CANDIDATES) or max_k + 1)
+            hits = filter_and_sort([h for h in hits if h.id != body.id], by_id, body, limit=max_k)
+        else:
+            hits = [h for h in await run(backend.search_audio, wave, body.offset + body.k + 1) if h.id != body.id]
+        hits = hits[body.offset:body.offset + body.k]
         return response_model(query=body.id, k=body.k, offset=body.offset, results=hits_out(hits),
                               no_close_match=no_match(hits))
 

@@ -153,7 +153,8 @@ function hitCard(hit, rank, closest) {
     actions.append(dl);
     const more = el("button", "more-like", "More like this");
     more.type = "button";
-    more.addEventListener("click", () => go({ kind: "like", id: hit.id, k: pageSize(), page: 1 }));
+    more.addEventListener("click", () => go({ kind: "like", id: hit.id, k: pageSize(), page: 1,
+      filters: currentFilters() }));
     actions.append(more);
   }
   if (actions.childElementCount) li.append(actions);
@@ -190,14 +191,80 @@ function showResults(body, state) {
 
 function pageSize() { return parseInt($("search-k").value, 10) || 10; }
 
+// ------------------------------------------------------------------ filters and sorting
+
+// URL parameter = control: min/max length (s), tag, license, sort ("relevance" is left out).
+const FILTERS = ["min", "max", "tag", "license", "sort"];
+const FILTER_CONTROLS = { min: "f-min", max: "f-max", tag: "f-tag", license: "f-license", sort: "f-sort" };
+
+// Filters from a getter (URL parameters or the controls): only set, valid values.
+function filtersFrom(get) {
+  const f = {};
+  ["min", "max"].forEach((name) => {
+    const v = parseFloat(get(name));
+    if (isFinite(v) && v >= 0) f[name] = v;
+  });
+  ["tag", "license"].forEach((name) => { const v = (get(name) || "").trim(); if (v) f[name] = v; });
+  if (["duration", "name"].includes(get("sort"))) f.sort = get("sort");
+  return f;
+}
+
+function currentFilters() { return filtersFrom((name) => $(FILTER_CONTROLS[name]).value); }
+
+function showFilters(f) {
+  FILTERS.forEach((name) => {
+    const control = $(FILTER_CONTROLS[name]);
+    const value = f[name] === undefined ? (name === "sort" ? "relevance" : "") : String(f[name]);
+    if (control.tagName === "SELECT" && value && ![...control.options].some((o) => o.value === value)) {
+      control.append(new Option(value, value));  // e.g. a bookmarked tag the library list does not show
+    }
+    control.value = value;
+  });
+  $("f-clear").hidden = !Object.keys(f).length;
+}
+
+function filterPayload(f) {
+  const body = {};
+  if (f.min !== undefined) body.min_duration = f.min;
+  if (f.max !== undefined) body.max_duration = f.max;
+  if (f.tag) body.tag = f.tag;
+  if (f.license) body.license = f.license;
+  if (f.sort) body.sort = f.sort;
+  return body;
+}
+
+function describeFilters(f) {
+  const parts = [];
+  if (f.min !== undefined && f.max !== undefined) parts.push(f.min + "–" + f.max + " s");
+  else if (f.min !== undefined) parts.push("at least " + f.min + " s");
+  else if (f.max !== undefined) parts.push("at most " + f.max + " s");
+  if (f.tag) parts.push("tag “" + f.tag + "”");
+  if (f.license) parts.push(f.license);
+  if (f.sort === "duration") parts.push("shortest first");
+  if (f.sort === "name") parts.push("by name");
+  return parts.join(", ");
+}
+
+// A changed filter re-runs the text or more-like-this search from its first page.
+function refilter() {
+  if (current && current.kind !== "upload") go(Object.assign({}, current, { filters: currentFilters(), page: 1 }));
+  else $("f-clear").hidden = !Object.keys(currentFilters()).length;
+}
+
+function setupFilters() {
+  ["f-tag", "f-license", "f-sort", "f-min", "f-max"].forEach((id) => $(id).addEventListener("change", refilter));
+  $("f-clear").addEventListener("click", () => { showFilters({}); refilter(); });
+}
+
 // ------------------------------------------------------------------ state in the URL
 
 function stateFromUrl() {
   const p = new URLSearchParams(location.search);
   const k = [5, 10, 20].includes(parseInt(p.get("k"), 10)) ? parseInt(p.get("k"), 10) : 10;
   const page = Math.max(1, parseInt(p.get("page"), 10) || 1);
-  if (p.get("q")) return { kind: "text", text: p.get("q"), k: k, page: page };
-  if (p.get("like")) return { kind: "like", id: p.get("like"), k: k, page: page };
+  const filters = filtersFrom((name) => p.get(name));
+  if (p.get("q")) return { kind: "text", text: p.get("q"), k: k, page: page, filters: filters };
+  if (p.get("like")) return { kind: "like", id: p.get("like"), k: k, page: page, filters: filters };
   return null;
 }
 
@@ -207,6 +274,8 @@ function urlFor(state) {
   if (state.kind === "like") p.set("like", state.id);
   if (state.k !== 10) p.set("k", String(state.k));
   if (state.page > 1) p.set("page", String(state.page));
+  const f = state.filters || {};
+  FILTERS.forEach((name) => { if (f[name] !== undefined && f[name] !== "") p.set(name, String(f[name])); });
   const qs = p.toString();
   return location.pathname + (qs ? "?" + qs : "");
 }
@@ -226,17 +295,19 @@ async function run(state) {
   const status = $("results-status");
   const heading = $("results-heading");
   $("search-k").value = String(state.k);
+  const filters = state.filters || {};
+  showFilters(filters);
   let url, payload;
   const offset = (state.page - 1) * state.k;
   if (state.kind === "text") {
     $("search-text").value = state.text;
     heading.textContent = "Sounds matching “" + state.text + "”";
     url = "/v1/search";
-    payload = { text: state.text, k: state.k, offset: offset };
+    payload = Object.assign({ text: state.text, k: state.k, offset: offset }, filterPayload(filters));
   } else {
     heading.textContent = "More like “" + state.id + "”";
     url = "/v1/search/similar";
-    payload = { id: state.id, k: state.k, offset: offset };
+    payload = Object.assign({ id: state.id, k: state.k, offset: offset }, filterPayload(filters));
   }
   setStatus(status, "Searching…", "busy");
   $("search-button").disabled = true;
@@ -248,8 +319,11 @@ async function run(state) {
     const n = body.results.length;
     const what = body.no_close_match ? (n === 1 ? "the closest sound" : "the " + n + " closest sounds")
       : (n === 1 ? "1 result" : n + " results");
-    setStatus(status, n ? what + (state.page > 1 ? " on page " + state.page : "") : "No results on this page.",
-      body.no_close_match ? "" : "ok");
+    const filtered = describeFilters(filters);
+    const empty = filtered && state.page === 1 ? "No sounds among the best matches pass these filters (" +
+      filtered + "); clear or widen them." : "No results on this page.";
+    setStatus(status, n ? what + (state.page > 1 ? " on page " + state.page : "") +
+      (filtered ? " (" + filtered + ")" : "") : empty, body.no_close_match ? "" : "ok");
   } catch (err) {
     if (ticket !== resultsRun) return;
     clearResults();
@@ -261,7 +335,7 @@ async function run(state) {
 
 function searchFor(text) {
   $("search-text").value = text;
-  go({ kind: "text", text: text, k: pageSize(), page: 1 });
+  go({ kind: "text", text: text, k: pageSize(), page: 1, filters: currentFilters() });
   $("results-panel").scrollIntoView({ block: "start" });
 }
 
@@ -273,7 +347,7 @@ function submitSearch(event) {
     $("search-text").focus();
     return;
   }
-  go({ kind: "text", text: text, k: pageSize(), page: 1 });
+  go({ kind: "text", text: text, k: pageSize(), page: 1, filters: currentFilters() });
 }
 
 function turnPage(delta) {
@@ -640,6 +714,23 @@ async function loadInfo() {
   }
 }
 
+// The tag and license lists come from the library itself; a filter with nothing to offer is hidden.
+function fillFilterOptions(lib) {
+  const tags = lib.tags_kind === "tags" ? (lib.tags || []).map((t) => t.tag) : [];
+  const licenses = (lib.licenses || []).map((l) => l.license);
+  [["f-tag", tags], ["f-license", licenses]].forEach(([id, values]) => {
+    const select = $(id);
+    const chosen = select.value;
+    values.forEach((v) => { if (![...select.options].some((o) => o.value === v)) select.append(new Option(v, v)); });
+    select.value = chosen;
+    select.parentElement.hidden = !values.length && !chosen;
+  });
+  if (lib.duration_range) {
+    $("f-min").placeholder = String(Math.floor(lib.duration_range[0]));
+    $("f-max").placeholder = String(Math.ceil(lib.duration_range[1]));
+  }
+}
+
 async function loadLibrary() {
   let lib;
   try { lib = await api("/v1/library"); } catch (_) { return; }
@@ -649,6 +740,7 @@ async function loadLibrary() {
     lib.examples.forEach((text) => list.append(chip(text, () => searchFor(text))));
     $("examples").hidden = false;
   }
+  fillFilterOptions(lib);
   if (lib.tags && lib.tags.length) {
     $("tags-summary").textContent = (lib.tags_kind === "tags" ? "Tags in this library"
       : "Common words in this library's captions") + " (" + lib.tags.length + ")";
@@ -685,14 +777,16 @@ document.addEventListener("DOMContentLoaded", async () => {
     else if (current && current.kind !== "upload") {
       current = null;
       clearResults();
+      showFilters({});
       $("results-heading").textContent = "Results";
       setStatus($("results-status"), "");
     }
   });
   setupDrops();
   setupClassify();
+  setupFilters();
   await loadInfo();
-  loadLibrary();
+  await loadLibrary();  // the filter lists first, so a bookmarked filter shows in its control
   const state = stateFromUrl();
   if (state) run(state);
 });
