@@ -3,10 +3,10 @@ duration or name order.
 
 The filters read the facts the index keeps for each item (``duration``, ``tags``, ``license``:
 :func:`audiocap.serve.catalog.item_facts`), so an item without a fact never passes a filter on it.
-Filtering runs over the whole ranked library (up to :data:`MAX_CANDIDATES` items), so a filter
-never leaves a page empty while matching items exist further down the ranking. Sorting by duration
-or name re-orders the best ``max_k`` items that pass the filters (the results a user can page
-through), not the whole library: "shortest first" among the sounds that match the query.
+Filtering runs over the best :data:`MAX_CANDIDATES` items of the ranking (the whole library when
+it is smaller), so a filter does not leave a page empty while matching items exist further down.
+Sorting by duration or name re-orders the best ``max_k`` items that pass the filters (the results
+a user can page through), not the whole library: "shortest first" among the sounds that match.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-MAX_CANDIDATES = 20_000  # ranked items the filters look through
-SORTS = ("relevance", "duration", "name")
+MAX_CANDIDATES = 2_000  # ranked items the filters look through (an approximate index re-ranks k x refine)
 
 
 class SearchFilters(BaseModel):
