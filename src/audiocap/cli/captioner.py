@@ -22,7 +22,9 @@ def train_captioner_cmd(
     The loss is caption cross-entropy, optionally plus CL4AC or NT-Xent (loss.aux). Frozen-tower
     frame embeddings come from the feature cache shared with CLAP (data.cache_dir, default
     ~/.cache/audiocap/features); the model is written to
-    <train.out>/checkpoint (the epoch with the lowest validation CE).
+    <train.out>/checkpoint: the epoch with the lowest validation CE, or with train.monitor=val/cider_d
+    (val/spider, val/sbert_sim...) and train.val_metrics_every=N the epoch with the highest caption metric,
+    computed by captioning the validation split every N epochs (values per epoch in <train.out>/val_metrics.json).
     """
     from audiocap.config import RecipeError, load_recipe
     from audiocap.train.captioner import CaptionerRecipe, train_captioner
@@ -43,8 +45,12 @@ def caption_cmd(
     beam: int = typer.Option(3, "--beam", help="Beam size; 1 = greedy decoding."),
     ensemble: list[Path] = typer.Option([], "--ensemble", help="More checkpoints (same vocabulary) to average "
                                         "per-step log-probabilities with --model (repeatable)."),
-    per_window: bool = typer.Option(False, "--per-window", help="Files longer than the training clips: one caption "
-                                    "per window with start/end seconds (default: one caption per file)."),
+    per_window: Optional[bool] = typer.Option(None, "--per-window/--whole", help="--per-window: one caption per "
+                                              "window (the model's clip length, 10 s for the shipped captioner) with "
+                                              "start/end seconds for every file; --whole: one caption per file "
+                                              "however long (a summary). Default: one caption for a file of at most "
+                                              "60 s, one per window for a longer one. Files are decoded as a stream, "
+                                              "so memory does not grow with their length."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="WSAC checkpoints only: how the audio "
                                            "embedding becomes the decoder input: direct, nnd (nearest training "
@@ -55,19 +61,25 @@ def caption_cmd(
                                   "audio tower: fp32, bf16 (about 2x faster on CPUs with AVX512-BF16/AMX and "
                                   "recent GPUs; frames within ~1e-3 cosine of fp32) or auto (bf16 where the "
                                   "hardware runs it natively, else fp32)."),
+    backend: str = typer.Option("torch", "--backend", help="torch, or onnx: ONNX Runtime on an export of the "
+                                "captioner (made once into the cache from a checkpoint, or a folder written by "
+                                "`audiocap export onnx` given with --model); one model, fp32."),
 ) -> None:
     """Caption audio files with a trained model (dispatches on the checkpoint's kind).
 
     Captioner checkpoints decode audio frames with beam search; WSAC checkpoints (text-only
     training) caption the CLAP audio embedding with --strategy direct|nnd|projection.
-    Silent audio is captioned "silence"; a steady tone, hum or noise, or a clip under 0.3 s, keeps
-    its caption marked "low confidence" (--json: "flag" and "confidence" on every line).
+    A file longer than 60 s gets one caption per window with its start and end (--whole: one
+    caption for the whole file). Silent audio is captioned "silence"; a steady tone, hum or
+    noise, or a clip under 0.3 s, keeps its caption marked "low confidence" (--json: "flag" and
+    "confidence" on every line).
     Unreadable files are skipped and listed at the end; the exit code is then 1 (some files
     captioned) or 2 (none).
     """
     from audiocap.audio.io import AudioError
     from audiocap.captioning import captioner_for
     from audiocap.checkpoint import CheckpointError
+    from audiocap.onnx_export import ExportError
 
     if beam < 1:
         raise fail("--beam must be at least 1")
@@ -77,6 +89,8 @@ def caption_cmd(
         raise fail("--tau must be positive")
     if precision not in ("auto", "fp32", "bf16"):
         raise fail(f"unknown --precision '{precision}'; use auto, fp32 or bf16")
+    if backend not in ("torch", "onnx"):
+        raise fail(f"unknown --backend '{backend}'; use torch or onnx")
     wsac_kw = {k: v for k, v in (("strategy", strategy), ("tau", tau)) if v is not None}
     from audiocap.pretrained import DefaultModelMissing, resolve_model
 
@@ -87,20 +101,28 @@ def caption_cmd(
     try:
         from audiocap.captioning import CAPTIONERS
         from audiocap.checkpoint import checkpoint_kind
+        from audiocap.onnx_backend import is_export
 
-        kind = checkpoint_kind(model, expect=tuple(CAPTIONERS))
-        if wsac_kw and kind != "wsac":
-            raise fail(f"--strategy/--tau apply to WSAC checkpoints only; {model} is a '{kind}' checkpoint")
-        if precision != "auto" and kind != "captioner":
-            raise fail(f"--precision applies to captioner checkpoints only; {model} is a '{kind}' checkpoint")
-        extra = {"precision": precision} if kind == "captioner" else wsac_kw
-        run = captioner_for(model)
+        if backend == "onnx" or is_export(model):
+            if ensemble or wsac_kw or precision != "auto":
+                raise fail("the onnx backend captions with one captioner in fp32: drop --ensemble, "
+                           "--strategy/--tau and --precision, or use --backend torch")
+            from audiocap.onnx_backend import caption_files as run
+            extra = {}
+        else:
+            kind = checkpoint_kind(model, expect=tuple(CAPTIONERS))
+            if wsac_kw and kind != "wsac":
+                raise fail(f"--strategy/--tau apply to WSAC checkpoints only; {model} is a '{kind}' checkpoint")
+            if precision != "auto" and kind != "captioner":
+                raise fail(f"--precision applies to captioner checkpoints only; {model} is a '{kind}' checkpoint")
+            extra = {"precision": precision} if kind == "captioner" else wsac_kw
+            run = captioner_for(model)
         good, bad = readable_files(files)
         if not good:
             report_unreadable(bad, len(files))
             raise typer.Exit(2)
         caps = run(good, [model, *ensemble], beam=beam, per_window=per_window, progress=len(good) > 1, **extra)
-    except (AudioError, CheckpointError) as exc:
+    except (AudioError, CheckpointError, ExportError) as exc:
         raise fail(str(exc)) from None
     for c in caps:
         if as_json:
@@ -118,15 +140,17 @@ def caption_cmd(
 def readable_files(files: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Split ``files`` into those that decode and ``(file, reason)`` for those that do not.
 
-    Each file is decoded once at its own rate (as ``audiocap audio info`` does), so a corrupt
-    file is found before any model runs and the others are still captioned.
+    Each file is decoded once at its own rate (as ``audiocap audio info`` does), as a stream that
+    keeps no samples (a long recording is not held in memory), so a corrupt file is found before
+    any model runs and the others are still captioned.
     """
-    from audiocap.audio.io import AudioError, audio_info, load_audio
+    from audiocap.audio.io import AudioError, audio_info, stream_audio
 
     good, bad = [], []
     for f in files:
         try:
-            load_audio(f, sr=audio_info(f).sample_rate)
+            for _ in stream_audio(f, sr=audio_info(f).sample_rate):
+                pass
         except AudioError as exc:
             bad.append((f, str(exc)))
             continue

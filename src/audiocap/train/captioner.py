@@ -3,8 +3,10 @@
 Recipe -> vocabulary from the training captions -> frozen-tower frame embeddings from the feature
 cache shared with CLAP (:mod:`audiocap.train.features`; the first ``clip_seconds`` of each clip)
 -> :class:`CaptionerTask` (L = L_CE + λ·L_aux, λ = 0 for the first ``ce_only_epochs`` epochs)
--> the audiocap checkpoint folder ``<out>/checkpoint`` (weights of the epoch with the lowest
-validation CE, resolved recipe, ``vocab.json``). ``<out>/lightning/last.ckpt`` (written atomically
+-> the audiocap checkpoint folder ``<out>/checkpoint`` (weights of the best epoch by ``train.monitor``:
+the lowest validation CE by default, or the highest caption metric such as ``val/cider_d`` or
+``val/spider`` logged by :class:`audiocap.train.val_metrics.CaptionMetrics`, as the DCASE 2024
+baseline selects; resolved recipe, ``vocab.json``). ``<out>/lightning/last.ckpt`` (written atomically
 every ``train.checkpoint_every_n_steps`` steps and every epoch, loaded with ``weights_only=True``)
 resumes an interrupted run mid-epoch (:mod:`audiocap.train.callbacks`); a NaN/inf loss stops it.
 """
@@ -75,6 +77,9 @@ class TrainRecipe:
     threads: int = 2
     progress: bool = True
     checkpoint_every_n_steps: int = 50  # atomic <out>/lightning/last.ckpt this often and every epoch
+    monitor: str = "val/ce"  # checkpoint selection: val/ce (lowest) or val/<metric> of val_metrics (highest)
+    val_metrics: list[str] = field(default_factory=lambda: ["cider_d", "sbert_sim"])  # + spice, spider (slow)
+    val_metrics_every: int = 0  # caption the val split and log val_metrics every N epochs (0 = never)
 
 
 @dataclass
@@ -147,11 +152,16 @@ class CaptionerTask(L.LightningModule):
 
 
 class SaveBest(L.Callback):
-    """Write the audiocap checkpoint folder whenever the validation CE improves, and every
+    """Write the audiocap checkpoint folder whenever ``monitor`` improves (validation CE falls, or
+    a caption metric rises; epochs where the metric was not computed are skipped), and every
     epoch's validation CE to ``<folder>/../val_ce.json`` (to see whether training converged)."""
 
-    def __init__(self, folder: Path, recipe: dict[str, Any], vocab: Vocab) -> None:
-        self.folder, self.recipe, self.vocab, self.best = folder, recipe, vocab, math.inf
+    def __init__(self, folder: Path, recipe: dict[str, Any], vocab: Vocab, monitor: str = "val/ce") -> None:
+        from audiocap.train.val_metrics import monitor_mode
+
+        self.folder, self.recipe, self.vocab, self.monitor = folder, recipe, vocab, monitor
+        self.sign = 1.0 if monitor_mode(monitor) == "min" else -1.0  # compare sign * value, lower is better
+        self.best = math.inf
         self.history: list[float] = []
 
     def on_validation_end(self, trainer: L.Trainer, task: CaptionerTask) -> None:
@@ -160,16 +170,24 @@ class SaveBest(L.Callback):
         val = float(trainer.callback_metrics.get("val/ce", math.inf))
         self.history.append(round(val, 5))
         atomic_write_json(self.folder.parent / "val_ce.json", {"val_ce_per_epoch": self.history})
-        if val < self.best:
-            self.best = val
-            meta = {**self.recipe, "epoch": trainer.current_epoch, "val_ce": val}
+        watched = trainer.callback_metrics.get(self.monitor) if self.monitor != "val/ce" else val
+        if watched is None or not math.isfinite(float(watched)):
+            return
+        if self.sign * float(watched) < self.best:
+            self.best = self.sign * float(watched)
+            meta = {**self.recipe, "epoch": trainer.current_epoch, "val_ce": val, "selected_by": self.monitor,
+                    "selected_value": float(watched)}
             save_checkpoint(self.folder, task.model.state_dict(), kind="captioner", recipe=meta,
                             extras={"vocab": self.vocab.to_json()})
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "history": self.history}
+        return {"best": self.best, "history": self.history, "monitor": self.monitor}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state.get("monitor", "val/ce")  # runs from before train.monitor selected by val/ce
+        if saved != self.monitor:
+            raise ValueError(f"{self.folder.parent / 'lightning'}: the run selected checkpoints by {saved}, the "
+                             f"recipe by {self.monitor}; set train.monitor={saved} or write to another output folder")
         self.best, self.history = float(state["best"]), list(state.get("history", []))
 
 
@@ -178,8 +196,10 @@ def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any
     from audiocap.data.manifest import read_manifest
     from audiocap.text.vocab import tokenize_captions
     from audiocap.train.captioner_data import CaptionPairs, collate_pairs, load_frame_tower, split_frames
+    from audiocap.train.val_metrics import CaptionMetrics, check_monitor
 
     t, d = recipe.train, recipe.data
+    check_monitor(t.monitor, t.val_metrics, t.val_metrics_every)
     torch.set_num_threads(t.threads)
     L.seed_everything(t.seed, workers=True, verbose=False)
     clips = read_manifest(d.manifest)
@@ -193,10 +213,10 @@ def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any
     tokenized = {s: _tokenize_clips(cs, tokenize_captions) for s, cs in splits.items()}
     vocab = Vocab.build((toks for caps in tokenized[d.train_split] for toks in caps), min_count=d.min_count)
     tower = tower if tower is not None else load_frame_tower(recipe.tower.name, recipe.tower.options)
-    sets = {}
+    sets, frames = {}, {}
     for s, cs in splits.items():
-        feats = split_frames(d.manifest, cs, names[s], tower, clip_seconds=recipe.clip_seconds, cache_dir=d.cache_dir,
-                             precision=d.precision)
+        frames[s] = feats = split_frames(d.manifest, cs, names[s], tower, clip_seconds=recipe.clip_seconds,
+                                         cache_dir=d.cache_dir, precision=d.precision)
         sets[s] = CaptionPairs(cs, feats, tokenized[s], vocab, max_words=d.max_words,
                                captions=d.captions if s == d.train_split else d.val_captions)
     loaders = {s: ResumableLoader(ds, batch_size=t.batch_size, seed=t.seed, collate_fn=collate_pairs,
@@ -211,14 +231,23 @@ def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any
                         AudioPolicy(clip_seconds=recipe.clip_seconds, combine="concat"))
     task = CaptionerTask(model, recipe, len(loaders[d.train_split]))
     same = {k: v for k, v in recipe_to_dict(recipe).items() if k not in ("train", "decode")}
-    same["train"] = {k: v for k, v in dataclasses.asdict(t).items()
-                     if k not in ("epochs", "out", "threads", "progress", "checkpoint_every_n_steps")}
+    same["train"] = {k: v for k, v in dataclasses.asdict(t).items()  # SaveBest's own state checks the monitor
+                     if k not in ("epochs", "out", "threads", "progress", "checkpoint_every_n_steps", "monitor",
+                                  "val_metrics", "val_metrics_every")}
     resume_cb = ResumeCheckpoint(out / "lightning", every_n_steps=t.checkpoint_every_n_steps, identity=same)
+    callbacks: list[L.Callback] = [FiniteGuard("lower train.lr")]
+    if t.val_metrics_every > 0:  # before SaveBest: it logs the metrics SaveBest may monitor
+        val = splits[d.val_split]
+        callbacks.append(CaptionMetrics([frames[d.val_split][c.id] for c in val], [c.captions for c in val], vocab,
+                                        metrics=t.val_metrics, every=t.val_metrics_every, beam=recipe.decode.beam,
+                                        alpha=recipe.decode.alpha, max_len=recipe.decode.max_len,
+                                        history_path=out / "val_metrics.json", ids=[c.id for c in val]))
+    callbacks += [SaveBest(out / "checkpoint", saved, vocab, monitor=t.monitor), resume_cb]
     trainer = L.Trainer(max_epochs=t.epochs, accelerator="auto", devices=1, gradient_clip_val=t.grad_clip,
                         default_root_dir=str(out), enable_progress_bar=t.progress, logger=False,
                         enable_model_summary=False, deterministic=False, num_sanity_val_steps=0,
                         enable_checkpointing=False,
-                        callbacks=[FiniteGuard("lower train.lr"), SaveBest(out / "checkpoint", saved, vocab), resume_cb])
+                        callbacks=callbacks)
     trainer.fit(task, loaders[d.train_split], loaders[d.val_split], ckpt_path=resume_cb.resume_path(resume),
                 weights_only=True)
     if resume and not resume_cb.trained:
