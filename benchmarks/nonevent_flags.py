@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -86,6 +87,45 @@ def judged(path: Path, sr: int) -> dict:
     return judge(load_audio(path, sr=sr), sr).to_dict()
 
 
+def model_signals(real: list[Path], synthetic: list[Path]) -> dict:
+    """The two model signals issue 20 suggests, on the same decoded inputs: the shipped
+    captioner's mean token log-probability (beam 3, per token incl. <eos>) and the shipped CLAP
+    model's best cosine to any of the foley lexicon's 101 classes ("the sound of {label}"). A
+    signal could flag non-events only if they score below the least confident real clip; the
+    summary counts how many do."""
+    import torch
+
+    from audiocap.audio.io import load_audio
+    from audiocap.captioning import CaptionPipeline, load_captioner
+    from audiocap.checkpoint import load_model
+    from audiocap.pretrained import default_model
+    from audiocap.zeroshot import classify_clips, default_labels
+
+    pipe = CaptionPipeline([load_captioner(default_model("captioner"))], beam=3, precision="fp32")
+    clap = load_model(default_model("clap"), expect=("clap",))
+
+    def token_logprob(paths: list[Path]) -> list[float]:
+        out = []
+        for p in paths:
+            frames, _ = pipe.window_frames(load_audio(p, sr=int(pipe.tower.sample_rate)))
+            h = pipe.caption_frames([torch.cat(frames, 0)])[0]
+            out.append(h.logprob / (len(h.tokens) + int(h.finished)))
+        return out
+
+    def clap_best(paths: list[Path]) -> list[float]:
+        res = classify_clips(clap, [load_audio(p, sr=int(clap.sample_rate)) for p in paths], default_labels())
+        return [max(x["cosine"] for x in r) for r in res]
+
+    summary = {}
+    for name, signal in (("captioner_mean_token_logprob", token_logprob), ("clap_best_event_cosine", clap_best)):
+        r, n = signal(real), signal(synthetic)
+        summary[name] = {"real_clips": len(r), "real_min": round(min(r), 4),
+                         "real_median": round(float(np.median(r)), 4),
+                         "non_events": len(n), "non_event_median": round(float(np.median(n)), 4),
+                         "non_event_max": round(max(n), 4), "non_events_below_real_min": sum(v < min(r) for v in n)}
+    return summary
+
+
 def main(argv: list[str] | None = None) -> dict:
     import soundfile as sf
 
@@ -99,6 +139,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--sr", type=int, default=AisfxFrontEnd.sr,
                     help="Decode rate (default: the shipped captioner's aisfx tower, 44.1 kHz).")
+    ap.add_argument("--model-signals", type=int, default=0, metavar="N",
+                    help="Also score the shipped captioner's and CLAP's confidence on the first N val clips "
+                         "and the non-silent generated inputs of >= 0.3 s (minutes of CPU).")
     args = ap.parse_args(argv)
     t0 = time.time()
 
@@ -108,8 +151,12 @@ def main(argv: list[str] | None = None) -> dict:
             path = Path(tmp) / f"{name}.wav"
             sf.write(path, np.asarray(wave, np.float32), rate, subtype="FLOAT")
             synthetic.append({"name": name, "category": category, **judged(path, args.sr)})
+        clips = {s: [c for c in read_manifest(args.manifest) if c.split == s] for s in ("val", "test")}
+        models = model_signals(
+            [args.manifest.parent / c.audio for c in clips["val"][: args.model_signals]],
+            [Path(tmp) / f"{s['name']}.wav" for s in synthetic if s["flag"] != "silence" and s["seconds"] >= 0.3],
+        ) if args.model_signals else None
 
-    clips = {s: [c for c in read_manifest(args.manifest) if c.split == s] for s in ("val", "test")}
     real = {s: [{"id": c.id, "tags": list(c.tags or []),
                  **judged(args.manifest.parent / c.audio, args.sr)} for c in cs] for s, cs in clips.items()}
     val_min = min(r["stationarity"] for r in real["val"] if r["stationarity"] is not None)
@@ -121,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     categories = sorted({s["category"] for s in synthetic})
     test = real["test"]
     out = {
-        "command": "python benchmarks/nonevent_flags.py --manifest " + str(args.manifest) + " --out " + str(args.out),
+        "command": " ".join(["python benchmarks/nonevent_flags.py", *(sys.argv[1:] if argv is None else argv)]),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                  text=True).stdout.strip(),
@@ -144,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
         "real_levels": {"min_rms_dbfs": min(r["rms_dbfs"] for rows in real.values() for r in rows),
                         "min_peak": min(r["peak"] for rows in real.values() for r in rows)},
         "goal": {"non_event_flag_rate": ">= 0.95", "test_flag_rate": "<= 0.05"},
+        "model_signals": models,
         "seconds": round(time.time() - t0, 1),
         "inputs": synthetic,
     }
@@ -157,6 +205,10 @@ def main(argv: list[str] | None = None) -> dict:
           f"({out['non_event']['flag_rate']:.1%}); missed: {out['non_event']['missed']}")
     print(f"real test clips flagged: {out['test']['flagged']}/{len(test)} ({out['test']['flag_rate']:.1%}); "
           f"goal met: {out['goal_met']}; wrote {args.out}")
+    for name, m in (models or {}).items():
+        print(f"{name}: real val min {m['real_min']} median {m['real_median']}; non-events median "
+              f"{m['non_event_median']} max {m['non_event_max']}; {m['non_events_below_real_min']}/{m['non_events']} "
+              "below the least confident real clip")
     return out
 
 
