@@ -102,7 +102,7 @@ def test_zero_shot_view_labels_tags_bars_and_errors(browser, tmp_path):
         # a recording dropped for captioning becomes the sound to classify too
         browser.find_element(By.ID, "file-input").send_keys(str(clip))
         wait.until(lambda b: "backyard.wav" in b.find_element(By.ID, "classify-sound").text)
-        assert "dropped for captioning" in browser.find_element(By.ID, "classify-sound").text
+        assert "(from the upload panel)" in browser.find_element(By.ID, "classify-sound").text
         browser.find_element(By.ID, "classify-button").click()
         status_says(browser, "sounds most like “dog”")
 

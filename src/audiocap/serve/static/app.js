@@ -1,5 +1,5 @@
-// audiocap page: text search, "more like this", drop-a-file captioning and similar sounds, and
-// zero-shot classification of a sound against labels the user types or picks.
+// audiocap page: text search, "more like this", drop-a-file (or recorded) captioning and similar
+// sounds, and zero-shot classification of a sound against labels the user types or picks.
 // No build step and nothing fetched from elsewhere: everything comes from this server.
 "use strict";
 
@@ -417,7 +417,7 @@ async function handleFile(file) {
   if (long) { setStatus(status, long, "error"); return; }
 
   lastFile = file;
-  setClassifyFile(file, "the recording you dropped for captioning");
+  setClassifyFile(file, "from the upload panel");
   $("caption-file").textContent = file.name + (seconds ? " (" + clock(seconds) + ")" : "");
   player.src = previewUrl;
   playable = seconds !== null;  // the browser can play it: else no dead player on screen
@@ -681,6 +681,110 @@ function setupClassify() {
   });
 }
 
+// ------------------------------------------------------------------ microphone recording
+
+// Recorded with MediaRecorder (WebM/Opus in Chromium), decoded by the browser and sent as a
+// 16-bit mono WAV at the model's rate: the server reads WAV, FLAC, Ogg, MP3 and AIFF, not WebM.
+let recorder = null;  // the recording in progress: {media, stream, button, label, timer}
+
+function canRecord() {
+  return Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia && window.MediaRecorder);
+}
+
+function wavFile(buffer, name) {
+  const n = buffer.length;
+  const mono = new Float32Array(n);
+  for (let c = 0; c < buffer.numberOfChannels; c++) {
+    const data = buffer.getChannelData(c);
+    for (let i = 0; i < n; i++) mono[i] += data[i] / buffer.numberOfChannels;
+  }
+  const view = new DataView(new ArrayBuffer(44 + 2 * n));
+  const ascii = (pos, text) => { for (let i = 0; i < text.length; i++) view.setUint8(pos + i, text.charCodeAt(i)); };
+  ascii(0, "RIFF"); view.setUint32(4, 36 + 2 * n, true); ascii(8, "WAVE");
+  ascii(12, "fmt "); view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+  view.setUint32(24, buffer.sampleRate, true); view.setUint32(28, 2 * buffer.sampleRate, true);
+  view.setUint16(32, 2, true); view.setUint16(34, 16, true);
+  ascii(36, "data"); view.setUint32(40, 2 * n, true);
+  for (let i = 0; i < n; i++) view.setInt16(44 + 2 * i, Math.round(Math.max(-1, Math.min(1, mono[i])) * 32767), true);
+  return new File([view.buffer], name, { type: "audio/wav" });
+}
+
+async function toWav(blob, name) {
+  const ctx = new AudioContext({ sampleRate: info.sample_rate || 48000 });
+  try {
+    return wavFile(await ctx.decodeAudioData(await blob.arrayBuffer()), name);
+  } finally {
+    ctx.close();
+  }
+}
+
+// The Record button toggles: start, then Stop (or the server's length limit) ends the take and
+// hands it to ``onDone`` as a WAV file, as if it had been dropped on that panel.
+async function toggleRecording(button, status, onDone) {
+  if (recorder) { stopRecording(); return; }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (err) {
+    setStatus(status, err.name === "NotAllowedError"
+      ? "The browser did not allow the microphone. Allow it for this page (the icon in the address " +
+        "bar) and press Record again."
+      : "No microphone could be opened (" + err.message + ").", "error");
+    return;
+  }
+  const media = new MediaRecorder(stream);
+  const chunks = [];
+  const limit = Math.max(1, (info.max_duration || 30) - 0.5);  // stay under the server's limit
+  const started = Date.now();
+  media.addEventListener("dataavailable", (e) => { if (e.data.size) chunks.push(e.data); });
+  media.addEventListener("stop", async () => {
+    stream.getTracks().forEach((t) => t.stop());
+    const stamp = new Date().toTimeString().slice(0, 8).replace(/:/g, "");
+    try {
+      onDone(await toWav(new Blob(chunks, { type: media.mimeType }), "recording-" + stamp + ".wav"));
+    } catch (err) {
+      setStatus(status, "The recording could not be read back (" + err.message + "); record it again.", "error");
+    }
+  });
+  const tick = () => {
+    const seconds = (Date.now() - started) / 1000;
+    button.textContent = "■ Stop " + clock(seconds);
+    if (seconds >= limit) stopRecording();
+  };
+  recorder = { media: media, stream: stream, button: button, label: button.textContent, timer: setInterval(tick, 200) };
+  button.classList.add("recording");
+  button.setAttribute("aria-pressed", "true");
+  setStatus(status, "Recording… press Stop when done (at most " + clock(limit) + ").", "busy");
+  media.start();
+  tick();
+}
+
+function stopRecording() {
+  if (!recorder) return;
+  const r = recorder;
+  recorder = null;
+  clearInterval(r.timer);
+  r.button.textContent = r.label;
+  r.button.classList.remove("recording");
+  r.button.setAttribute("aria-pressed", "false");
+  if (r.media.state !== "inactive") r.media.stop();
+}
+
+function setupRecording() {
+  const buttons = [$("record-caption"), $("record-classify")];
+  if (!canRecord()) {  // e.g. a page opened over plain http from another machine
+    buttons.forEach((b) => { b.parentElement.hidden = true; });
+    return;
+  }
+  $("record-caption").addEventListener("click", () =>
+    toggleRecording($("record-caption"), $("caption-status"), handleFile));
+  $("record-classify").addEventListener("click", () =>
+    toggleRecording($("record-classify"), $("classify-status"), (file) => {
+      setClassifyFile(file, "recorded");
+      classifySound();
+    }));
+}
+
 // ------------------------------------------------------------------ what the library holds
 
 async function loadInfo() {
@@ -785,6 +889,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   setupDrops();
   setupClassify();
   setupFilters();
+  setupRecording();
   await loadInfo();
   await loadLibrary();  // the filter lists first, so a bookmarked filter shows in its control
   const state = stateFromUrl();
