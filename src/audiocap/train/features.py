@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ def prefetch(pool, fn, n: int, *, ahead: int):
 def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clips: list[Clip], split: str,
                        cache_dir: str | os.PathLike | None = None, *, max_seconds: float | None = None,
                        device: str | torch.device | None = None, batch_size: int = 8, precision: str = "fp32",
-                       augment: tuple[AugmentSpec, int, int] | None = None) -> Path:
+                       augment: tuple[AugmentSpec, int, int] | None = None, shard_size: int = 1024) -> Path:
     """Compute (or find) the cached frame embeddings of ``clips`` through the frozen ``tower``.
     Returns the cache file path holding ``frames`` (N, T, D), ``mask`` (N, T) and clip ids.
     ``split`` names the clip list in the key: pass a distinct name for a subset of a split.
@@ -52,7 +53,12 @@ def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clip
     every clip instead (:mod:`audiocap.audio.augment`; parameters drawn from
     ``[seed, version, clip index]``, so a version is the same on every run). Audio is decoded (and
     augmented) in a background thread while the tower runs.
+
+    The work is saved every ``shard_size`` clips (rounded up to whole batches) under
+    ``<cache file>.parts/``: a run that is killed resumes at the first unfinished shard, with the
+    same result as an uninterrupted run; the parts are deleted once the cache file is written.
     """
+    shard_size = max(1, -(-shard_size // batch_size)) * batch_size  # shards end on batch boundaries
     from concurrent.futures import ThreadPoolExecutor
 
     device = tower_device(tower) if device is None else device
@@ -74,17 +80,35 @@ def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clip
             wave = augment_wave(wave, sr, augment_params(spec, np.random.default_rng([seed, version, i])))
         return wave
 
-    rows: list[torch.Tensor] = []
-    pending: list[np.ndarray] = []
     desc = f"caching {split} audio features" + ("" if augment is None else f" (augmented v{augment[2]})")
+    parts = path.with_name(path.name.removesuffix(".safetensors") + ".parts")
+    shards = [range(a, min(a + shard_size, len(clips))) for a in range(0, len(clips), shard_size)]
+    done = {i: _read_shard(parts / f"{i:05d}.safetensors", [clips[j].id for j in shard])
+            for i, shard in enumerate(shards)}
+    done = {i: rows for i, rows in done.items() if rows is not None}
+    todo = [j for i, shard in enumerate(shards) if i not in done for j in shard]
+    bar = tqdm(total=len(clips), initial=len(clips) - len(todo), desc=desc, unit="clip", mininterval=5.0)
     with ThreadPoolExecutor(1) as pool:
-        for wave in tqdm(prefetch(pool, decode, len(clips), ahead=2 * batch_size), total=len(clips), desc=desc,
-                         unit="clip", mininterval=5.0):
-            pending.append(wave)
-            if len(pending) == batch_size:
-                rows += embed_waves(tower, pending, batch_size=batch_size, device=device, precision=prec)
-                pending.clear()
-    rows += embed_waves(tower, pending, batch_size=batch_size, device=device, precision=prec)
+        shard_rows: list[torch.Tensor] = []
+        pending: list[np.ndarray] = []
+        waves = prefetch(pool, lambda k: decode(todo[k]), len(todo), ahead=2 * batch_size)
+        for i, shard in enumerate(shards):
+            if i in done:
+                continue
+            for _ in shard:  # a shard ends on a batch boundary, so it is written as soon as it is embedded
+                pending.append(next(waves))
+                if len(pending) == batch_size:
+                    shard_rows += embed_waves(tower, pending, batch_size=batch_size, device=device, precision=prec)
+                    bar.update(len(pending))
+                    pending.clear()
+            shard_rows += embed_waves(tower, pending, batch_size=batch_size, device=device, precision=prec)
+            bar.update(len(pending))
+            pending.clear()
+            done[i] = shard_rows
+            _write_shard(parts / f"{i:05d}.safetensors", shard_rows, [clips[j].id for j in shard])
+            shard_rows = []
+    bar.close()
+    rows = [r for i in range(len(shards)) for r in done[i]]
     t_max = max(r.shape[0] for r in rows)
     frames = torch.zeros(len(rows), t_max, rows[0].shape[1])
     mask = torch.zeros(len(rows), t_max, dtype=torch.bool)
@@ -92,7 +116,33 @@ def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clip
         frames[i, : r.shape[0]], mask[i, : r.shape[0]] = r, True
     meta = {"ids": [c.id for c in clips], "split": split, "precision": prec,
             "augment": None if augment is None else {"seed": augment[1], "version": augment[2]}}
-    return write_cache(path, {"frames": frames, "mask": mask}, meta)
+    write_cache(path, {"frames": frames, "mask": mask}, meta)
+    shutil.rmtree(parts, ignore_errors=True)
+    return path
+
+
+def _write_shard(path: Path, rows: list[torch.Tensor], ids: list[str]) -> None:
+    """One finished shard of a cache being built: its clips' frames (ragged, stored padded)."""
+    t_max = max(r.shape[0] for r in rows)
+    frames = torch.zeros(len(rows), t_max, rows[0].shape[1])
+    lengths = torch.tensor([r.shape[0] for r in rows])
+    for i, r in enumerate(rows):
+        frames[i, : r.shape[0]] = r
+    write_cache(path, {"frames": frames, "lengths": lengths}, {"ids": ids})
+
+
+def _read_shard(path: Path, ids: list[str]) -> list[torch.Tensor] | None:
+    """The rows of a shard written by an interrupted run, or None if absent, unreadable or of other clips."""
+    if not path.is_file():
+        return None
+    try:
+        tensors, meta = read_cache(path)
+    except Exception:  # a torn file cannot exist (atomic writes), but a foreign one may: recompute
+        return None
+    if meta.get("ids") != ids:
+        return None
+    return [tensors["frames"][i, :n].clone() for i, n in enumerate(tensors["lengths"].tolist())]
+
 
 
 @torch.no_grad()
