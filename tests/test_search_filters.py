@@ -114,6 +114,7 @@ def test_more_like_this_takes_the_same_filters(client):
 def test_library_lists_what_the_filters_offer(client):
     lib = client.get("/v1/library").json()
     assert lib["duration_range"] == [1.5, 30.0]
+    assert lib["tag_names"] == ["animal", "rain", "roof", "dog", "birds", "vehicle", "water"]
     assert lib["licenses"] == [{"license": "CC0-1.0", "count": 2}, {"license": "GPL-2+", "count": 2},
                                {"license": "CC-BY-SA-3.0", "count": 1}, {"license": "CC-BY-3.0", "count": 1}]
 

@@ -20,10 +20,11 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()
 
 
 def shown(browser, before: str | None = None) -> list[str]:
-    """Ids of the result cards once the results status has changed from ``before`` and is final."""
+    """Ids of the result cards once the results status has changed from ``before`` (and from the
+    page's opening text) and is final."""
     def ready(b):
         text = b.find_element("id", "results-status").text
-        return text and text != before and not text.startswith("Searching")
+        return text and text != before and not text.startswith(("Searching", "Search by description"))
     wait_for(browser).until(ready)
     return [h.get_attribute("data-id") for h in browser.find_elements("css selector", "#results li.hit")]
 

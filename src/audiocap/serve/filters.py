@@ -76,11 +76,14 @@ def filter_and_sort(hits: list, catalog: dict[str, dict], f: SearchFilters, *, l
     return kept
 
 
-def library_facets(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the filters can offer: licenses with their counts and the shortest / longest duration."""
+def library_facets(items: list[dict[str, Any]], *, max_tags: int = 500) -> dict[str, Any]:
+    """What the filters can offer: every tag (most used first, at most ``max_tags``; the summary's
+    tag list holds only the top few), the licenses with their counts, the shortest / longest duration."""
     from collections import Counter
 
+    tags = Counter(str(t).strip() for it in items for t in it.get("tags") or [] if str(t).strip())
     counts = Counter(lic for it in items for lic in licenses_of(it))
     durations = [float(it["duration"]) for it in items if isinstance(it.get("duration"), (int, float))]
-    return {"licenses": [{"license": lic, "count": n} for lic, n in counts.most_common()],
+    return {"tag_names": [t for t, _ in tags.most_common(max_tags)],
+            "licenses": [{"license": lic, "count": n} for lic, n in counts.most_common()],
             "duration_range": [min(durations), max(durations)] if durations else None}

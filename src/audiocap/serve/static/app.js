@@ -820,7 +820,7 @@ async function loadInfo() {
 
 // The tag and license lists come from the library itself; a filter with nothing to offer is hidden.
 function fillFilterOptions(lib) {
-  const tags = lib.tags_kind === "tags" ? (lib.tags || []).map((t) => t.tag) : [];
+  const tags = lib.tag_names || [];
   const licenses = (lib.licenses || []).map((l) => l.license);
   [["f-tag", tags], ["f-license", licenses]].forEach(([id, values]) => {
     const select = $(id);
