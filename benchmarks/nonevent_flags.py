@@ -170,8 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
     out = {
         "command": " ".join(["python benchmarks/nonevent_flags.py", *(sys.argv[1:] if argv is None else argv)]),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                 text=True).stdout.strip(),
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                 cwd=Path(__file__).resolve().parent).stdout.strip(),  # this script's checkout
         "manifest": str(args.manifest), "decode_sr": args.sr,
         "thresholds": {"silence_rms_dbfs": nonevent.SILENCE_RMS_DBFS, "silence_peak": nonevent.SILENCE_PEAK,
                        "min_seconds": nonevent.MIN_SECONDS, "stationarity": nonevent.STATIONARITY_THRESHOLD},
