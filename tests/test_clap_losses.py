@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from audiocap.losses import clap_tag_loss, clip_loss, mae, msle, tag_regularizer
 
@@ -74,3 +75,17 @@ def test_clap_tag_loss_adds_weighted_regularizer_without_grad_to_frozen():
     assert total.item() == pytest.approx(lc.item() + 0.3, abs=1e-6)
     total.backward()
     assert frozen.grad is None and trained.grad is not None
+
+
+def test_clap_tag_loss_removes_duplicate_negatives_like_clip_loss():
+    """The CLAP trainer calls clap_tag_loss with the batch's duplicate groups: its CLAP part must
+    be clip_loss with those groups, not the plain one."""
+    g = torch.Generator().manual_seed(0)
+    a = F.normalize(torch.randn(4, 8, generator=g), dim=-1)
+    t = F.normalize(torch.randn(4, 8, generator=g), dim=-1)
+    groups = torch.tensor([0, 0, 1, 2])
+    trained, frozen = torch.rand(4, 3, generator=g), torch.rand(4, 3, generator=g)
+    total, lc, reg = clap_tag_loss(a, t, 10.0, trained, frozen, weight=0.5, kind="msle", dup_groups=groups)
+    assert lc.item() == pytest.approx(clip_loss(a, t, 10.0, dup_groups=groups).item())
+    assert lc.item() != pytest.approx(clip_loss(a, t, 10.0).item())
+    assert total.item() == pytest.approx(lc.item() + 0.5 * msle(trained, frozen).item())

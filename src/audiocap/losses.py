@@ -80,9 +80,11 @@ def tag_regularizer(tag_scores_trained: torch.Tensor, tag_scores_frozen: torch.T
 
 def clap_tag_loss(audio_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float,
                   tag_scores_trained: torch.Tensor, tag_scores_frozen: torch.Tensor, *,
-                  weight: float, kind: str = "msle") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """L = L_CLAP + λ·reg(tag_scores_trained, tag_scores_frozen); returns (total, clap, reg)."""
-    lc = clip_loss(audio_emb, text_emb, logit_scale)
+                  weight: float, kind: str = "msle",
+                  dup_groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """L = L_CLAP + λ·reg(tag_scores_trained, tag_scores_frozen); returns (total, clap, reg).
+    ``dup_groups`` as in :func:`clip_loss`."""
+    lc = clip_loss(audio_emb, text_emb, logit_scale, dup_groups=dup_groups)
     reg = tag_regularizer(tag_scores_trained, tag_scores_frozen, kind)
     return lc + weight * reg, lc, reg
 

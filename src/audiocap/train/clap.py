@@ -20,7 +20,7 @@ import torch
 from audiocap.audio.policy import AudioPolicy
 from audiocap.checkpoint import save_checkpoint
 from audiocap.config import recipe_to_dict
-from audiocap.losses import clip_loss, multi_positive_nce, tag_regularizer
+from audiocap.losses import clap_tag_loss, clip_loss, multi_positive_nce
 from audiocap.models.clap import ClapConfig, ClapModel, build_clap
 from audiocap.train.callbacks import FiniteGuard, ResumeCheckpoint, check_finite_weights
 from audiocap.train.clap_data import ClapDataModule, DataRecipe
@@ -121,21 +121,22 @@ class ClapModule(L.LightningModule):
             groups = self.all_gather(groups).flatten(0, 1)
             tag_hot = self.all_gather(tag_hot).flatten(0, 1) if tag_hot is not None else None
         scale = self.model.scale()
-        loss = clip_loss(audio_emb, text_emb, scale, dup_groups=groups)
-        self.log("loss/clap", loss, prog_bar=True)
+        if self.tag_head is None:
+            loss = clap = clip_loss(audio_emb, text_emb, scale, dup_groups=groups)
+        else:
+            trained = torch.sigmoid(self.tag_head(self.model.audio_pooled(frames, mask)))  # (B, C)
+            with torch.no_grad():
+                ref = frames if self.frozen_tower is None else self.frozen_tower(batch["wave"])
+                frozen = torch.sigmoid(self.tag_head(self.model.audio_tower.pool(ref, mask)))
+            loss, clap, reg = clap_tag_loss(audio_emb, text_emb, scale, trained, frozen, weight=self.recipe.tag.weight,
+                                            kind=self.recipe.tag.reg, dup_groups=groups)
+            self.log("loss/tag_reg", reg, prog_bar=True)
+        self.log("loss/clap", clap, prog_bar=True)
         if self.phrase_feats is not None and tag_hot is not None and self.recipe.loss.short_weight > 0:
             phrase_emb = self.model.encode_text(text_feats=self.phrase_feats)  # (P, E)
             short = multi_positive_nce(audio_emb, phrase_emb, tag_hot[:, self.phrase_tag], scale)
             self.log("loss/short", short, prog_bar=True)
             loss = loss + self.recipe.loss.short_weight * short
-        if self.tag_head is not None:
-            trained = torch.sigmoid(self.tag_head(self.model.audio_pooled(frames, mask)))  # (B, C)
-            with torch.no_grad():
-                ref = frames if self.frozen_tower is None else self.frozen_tower(batch["wave"])
-                frozen = torch.sigmoid(self.tag_head(self.model.audio_tower.pool(ref, mask)))
-            reg = tag_regularizer(trained, frozen, self.recipe.tag.reg)
-            self.log("loss/tag_reg", reg, prog_bar=True)
-            loss = loss + self.recipe.tag.weight * reg
         self.log("logit_scale", scale.detach())
         return loss
 
