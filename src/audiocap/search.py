@@ -44,13 +44,20 @@ class Embedder(Protocol):
     def embed_text(self, texts: Sequence[str]) -> np.ndarray: ...  # (N, D)
 
 
-def load_embedder(model: str | os.PathLike) -> Embedder:
-    """Load a trained CLAP checkpoint folder as an :class:`Embedder`."""
+def load_embedder(model: str | os.PathLike, backend: str = "torch") -> Embedder:
+    """Load a trained CLAP checkpoint folder as an :class:`Embedder` run by torch or, with
+    ``backend="onnx"``, by ONNX Runtime (:mod:`audiocap.onnx_backend`; the checkpoint is exported
+    once). An ONNX export folder always runs on the onnx backend."""
     from audiocap.checkpoint import load_model
+    from audiocap.onnx_backend import BACKENDS, OnnxClapEmbedder, is_export, onnx_folder
 
     path = Path(model)
+    if backend not in BACKENDS:
+        raise VectorIndexError(f"unknown backend {backend!r}; use {' or '.join(BACKENDS)}")
     if not path.exists():
         raise VectorIndexError(f"{path}: model not found; pass a CLAP checkpoint folder with --model")
+    if backend == "onnx" or is_export(path):
+        return OnnxClapEmbedder(onnx_folder(path, "clap"))
     return ClapEmbedder(load_model(path, expect=("clap",)))
 
 
@@ -77,8 +84,14 @@ class ClapEmbedder:
 
 
 def model_fingerprint(model: str | os.PathLike) -> dict[str, Any]:
-    """``{"path", "sha256"}`` of a checkpoint: hash of ``model.safetensors`` (folder) or the file."""
+    """``{"path", "sha256"}`` of a checkpoint: hash of ``model.safetensors`` (folder) or the file;
+    for an ONNX export folder, the hash of the checkpoint it was exported from."""
+    from audiocap.onnx_backend import is_export
+    from audiocap.onnx_export import read_card
+
     path = Path(model).resolve()
+    if is_export(path):
+        return {"path": str(path), "sha256": read_card(path)["source"]["sha256"]}
     target = path / "model.safetensors" if path.is_dir() else path
     if not target.is_file():
         raise VectorIndexError(f"{target}: missing; pass a CLAP checkpoint folder with --model")
@@ -166,20 +179,22 @@ def build_index(
     *,
     params: IndexParams | None = None,
     progress: bool = True,
+    backend: str = "torch",
 ) -> tuple[VectorIndex, dict[str, Any]]:
     """Embed every file of ``source`` (folder or manifest) and index it; save to ``out`` if given.
 
     Unreadable files (missing, corrupt, empty, non-finite...) and files the model rejects are
     skipped and listed in the returned report, which is also written to ``out/report.json``.
-    ``model`` is an :class:`Embedder` or a checkpoint path; a path is recorded in the index
-    (with its sha256) so that :func:`search` can load the same model later.
+    ``model`` is an :class:`Embedder` or a checkpoint path (run on ``backend``, torch or onnx); a
+    path is recorded in the index (with its sha256) so that :func:`search` can load the same
+    model later.
     """
     from tqdm import tqdm
 
     from audiocap.audio.io import AudioError
 
     if isinstance(model, (str, os.PathLike)):
-        embedder, info = load_embedder(model), model_fingerprint(model)
+        embedder, info = load_embedder(model, backend), model_fingerprint(model)
     else:
         info, embedder = dict(getattr(model, "describe", lambda: {})()), model
     info["sample_rate"] = int(embedder.sample_rate)
@@ -213,12 +228,13 @@ def build_index(
     return index, report
 
 
-def _embedder_for(index: VectorIndex, model: Embedder | str | os.PathLike | None) -> Embedder:
+def _embedder_for(index: VectorIndex, model: Embedder | str | os.PathLike | None,
+                  backend: str = "torch") -> Embedder:
     """The model to embed queries with: ``model`` if given, else the one that built the index."""
     if model is not None and not isinstance(model, (str, os.PathLike)):
         return model
     if model is not None:
-        return load_embedder(model)
+        return load_embedder(model, backend)
     built = (index.model or {}).get("path")
     if not built:
         raise VectorIndexError("the index does not record a model path; pass one with --model")
@@ -227,7 +243,7 @@ def _embedder_for(index: VectorIndex, model: Embedder | str | os.PathLike | None
     if model_fingerprint(built)["sha256"] != index.model.get("sha256"):
         raise VectorIndexError(f"{built}: the model changed since the index was built (sha256 "
                                "differs); rebuild the index or pass --model to use it anyway")
-    return load_embedder(built)
+    return load_embedder(built, backend)
 
 
 def search(
@@ -237,11 +253,12 @@ def search(
     k: int = 10,
     *,
     model: Embedder | str | os.PathLike | None = None,
+    backend: str = "torch",
 ) -> list[dict[str, Any]]:
     """Rank the indexed files against one text or one audio query (exactly one of the two).
 
     ``index`` is a :class:`VectorIndex` or its folder. The query is embedded by ``model``, by
-    default the model recorded in the index. Returns up to ``k`` item records with ``score``
+    default the model recorded in the index, run on ``backend`` (torch or onnx). Returns up to ``k`` item records with ``score``
     (cosine similarity) and ``rank``, best first; for a text query and a calibrated model also
     ``confidence`` (0-1) and ``match`` (:mod:`audiocap.calibration`).
     """
@@ -250,7 +267,7 @@ def search(
     if text is not None and not text.strip():
         raise VectorIndexError("the text query is empty")
     index = index if isinstance(index, VectorIndex) else VectorIndex.load(index)
-    embedder = _embedder_for(index, model)
+    embedder = _embedder_for(index, model, backend)
     if text is not None:
         query = np.asarray(embedder.embed_text([text]), dtype=np.float32)  # (1, D)
     else:

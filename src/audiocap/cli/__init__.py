@@ -20,6 +20,7 @@ from audiocap.cli import eval as _eval  # noqa: F401
 from audiocap.cli import metrics as _metrics  # noqa: F401
 from audiocap.cli import train_clap as _train_clap  # noqa: F401
 from audiocap.cli import eval_clap as _eval_clap  # noqa: F401
+from audiocap.cli import export as _export  # noqa: F401
 from audiocap.cli.apps import app
 
 

@@ -34,6 +34,9 @@ def build(
     shards: Optional[int] = typer.Option(None, min=1, help="pqfs: split the scan into this many parts "
                                          "searched by parallel threads (default: min(4, CPU cores))."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+    backend: str = typer.Option("torch", "--backend", help="torch, or onnx: ONNX Runtime on an export of the "
+                                "model (made once into the cache from a checkpoint; a folder written by "
+                                "`audiocap export onnx` always runs on onnx)."),
 ) -> None:
     """Embed every audio file of SOURCE with the model and save a searchable index to --out.
 
@@ -53,7 +56,7 @@ def build(
         from audiocap.pretrained import DefaultModelMissing, resolve_model
 
         model = resolve_model(model, "clap")
-        index, report = build_index(source, model, out, params=params)
+        index, report = build_index(source, model, out, params=params, backend=backend)
     except DefaultModelMissing as exc:
         raise fail(str(exc)) from None
     except ValueError as exc:  # VectorIndexError, ManifestError, CheckpointError
@@ -83,6 +86,9 @@ def search_cmd(
     ef_search: Optional[int] = typer.Option(None, help="Override HNSW candidates per query."),
     refine: Optional[int] = typer.Option(None, help="Override the pqfs re-rank factor."),
     as_json: bool = typer.Option(False, "--json", help="Print results as one JSON list."),
+    backend: str = typer.Option("torch", "--backend", help="torch, or onnx: ONNX Runtime on an export of the "
+                                "model (made once into the cache from a checkpoint; a folder written by "
+                                "`audiocap export onnx` always runs on onnx)."),
 ) -> None:
     """Print the indexed files that best match a text QUERY or an --audio file.
 
@@ -98,7 +104,7 @@ def search_cmd(
     try:
         idx = VectorIndex.load(index)
         idx.set_search_params(nprobe=nprobe, ef_search=ef_search, refine=refine)
-        hits = search(idx, text=query, audio=audio, k=k, model=model)
+        hits = search(idx, text=query, audio=audio, k=k, model=model, backend=backend)
     except ValueError as exc:  # VectorIndexError, AudioError, CheckpointError
         raise fail(str(exc)) from None
     if as_json:
