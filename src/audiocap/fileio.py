@@ -8,6 +8,7 @@ temporary file in the destination folder, are flushed to disk, and replace the t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -72,3 +73,10 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
+
+
+def file_hash(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in blocks: the one helper for checkpoint fingerprints
+    and downloaded-artifact checks."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, algorithm).hexdigest()

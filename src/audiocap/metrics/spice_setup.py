@@ -16,7 +16,6 @@ from Maven Central too. The folder layout::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from audiocap.fileio import atomic_write_json
+from audiocap.fileio import atomic_write_json, file_hash
 
 ENV_DIR = "AUDIOCAP_SPICE_DIR"
 ENV_MVN_ARGS = "AUDIOCAP_MVN_ARGS"  # extra mvn arguments, e.g. "-s settings.xml"
@@ -76,14 +75,6 @@ def java_major(java: str = "java") -> int:
 def required_maven(java: str = "java") -> list[tuple[str, str]]:
     """Maven artifacts the SPICE folder needs for this Java (Nashorn only for Java >= 15)."""
     return CORENLP + (NASHORN if java_major(java) >= 15 else [])
-
-
-def sha1_of(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _mvn_copy(mvn: str, coords: str, out_dir: Path, extra: list[str]) -> None:
@@ -156,7 +147,7 @@ def setup_spice(target: Path | None = None, *, mvn: str | None = None, java: str
     for coords, name in required_maven(java):
         dst = lib / name
         expected = files.get(f"lib/{name}")
-        if dst.exists() and expected and sha1_of(dst) == expected:
+        if dst.exists() and expected and file_hash(dst, "sha1") == expected:
             say(f"ok   {coords} (cached)")
             continue
         say(f"mvn  {coords}")
@@ -168,7 +159,7 @@ def setup_spice(target: Path | None = None, *, mvn: str | None = None, java: str
             if not jar.exists() or not sha_file.exists():
                 raise SpiceSetupError(f"mvn did not produce {name} and its .sha1 in {tmp}")
             want = sha_file.read_text().split()[0].strip().lower()
-            got = sha1_of(jar)
+            got = file_hash(jar, "sha1")
             if got != want:
                 raise SpiceSetupError(f"{coords}: SHA-1 {got} does not match Maven Central's "
                                       f"{want}; the download is corrupt, run setup again")

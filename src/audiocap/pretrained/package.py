@@ -19,7 +19,6 @@ seed (CLAP), or captions of those signals (captioner), recomputed by :func:`veri
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ import torch
 import yaml
 
 from audiocap.checkpoint import RECIPE, WEIGHTS, CheckpointError, load_checkpoint, read_recipe, save_checkpoint
-from audiocap.fileio import atomic_write_json, atomic_write_text
+from audiocap.fileio import atomic_write_json, atomic_write_text, file_hash
 
 REFERENCE = "reference.json"
 CARD = "MODEL_CARD.md"
@@ -61,14 +60,6 @@ def reference_signals(sr: int) -> list[tuple[str, np.ndarray]]:
     chirp = (0.3 * np.sin(2 * np.pi * (200.0 * chirp_t + 400.0 * chirp_t**2))).astype(np.float32)
     return [("tone-440hz-2s", tone), ("noise-seed0-3s", noise), ("clicks-4hz-12s", clicks),
             ("chirp-200hz-up-4s", chirp)]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _git_commit() -> str | None:
@@ -254,7 +245,7 @@ def package_model(src_ckpt: str | os.PathLike, dst_folder: str | os.PathLike, *,
         raise CheckpointError(f"{src}: package_model handles clap and captioner checkpoints, not '{kind}'")
     reference["signals"] = "audiocap.pretrained.package.reference_signals(sample_rate)"
     atomic_write_json(dst / REFERENCE, reference)
-    info |= {"size_mb": round((dst / WEIGHTS).stat().st_size / 1e6, 2), "sha256": _sha256(dst / WEIGHTS)}
+    info |= {"size_mb": round((dst / WEIGHTS).stat().st_size / 1e6, 2), "sha256": file_hash(dst / WEIGHTS)}
     write_model_card(dst, read_recipe(dst), card, info)
     return dst
 
