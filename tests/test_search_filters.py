@@ -111,6 +111,24 @@ def test_more_like_this_takes_the_same_filters(client):
     assert ids(client, "/v1/search/similar", id="dog-bark", sort="name") == sorted(plain, key=str.lower)
 
 
+def test_search_by_an_upload_takes_the_filters_as_query_parameters(client):
+    from serve_standin import tone_bytes
+
+    def upload(**params):
+        resp = client.post("/v1/search/audio", params=params, files={"file": ("q.wav", tone_bytes(330.0), "audio/wav")})
+        assert resp.status_code == 200, resp.text
+        return [r["id"] for r in resp.json()["results"]]
+
+    plain = upload()
+    assert plain[0] == "dog-bark" and len(plain) == len(LIBRARY)
+    assert upload(tag="animal") == [i for i in plain if "animal" in FACTS[i][2]]
+    assert upload(k=2, sort="name", license="CC0-1.0") == sorted(i for i in plain if FACTS[i][1] == "CC0-1.0")
+    assert upload(max_duration=4, sort="duration") == ["dog-bark", "engine idle"]
+    bad = client.post("/v1/search/audio", params={"min_duration": -1},
+                      files={"file": ("q.wav", tone_bytes(330.0), "audio/wav")})
+    assert bad.status_code == 422 and "min_duration" in bad.json()["detail"]
+
+
 def test_library_lists_what_the_filters_offer(client):
     lib = client.get("/v1/library").json()
     assert lib["duration_range"] == [1.5, 30.0]

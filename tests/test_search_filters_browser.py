@@ -1,6 +1,7 @@
 """Filters and sorting on the page in headless Chromium (issue 16): length, tag, license and order
 controls filled from the library, in the URL with the query and page (a bookmark reloads them,
-the back button steps through them), kept by "more like this". The stand-in library and the
+the back button steps through them), kept by "more like this" and applied to an upload's
+similar sounds. The stand-in library and the
 expected lists are those of tests/test_search_filters.py. Screenshot: ``serve_filters.png``.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from serve_standin import live_server
+from serve_standin import live_server, tone_bytes
 from test_search_filters import FACTS, QUERY, Varied, ranking
 from test_serve_browser import CHROMEDRIVER, CHROMIUM, browser, full_page_shot, no_severe_logs, wait_for  # noqa: F401
 
@@ -115,4 +116,15 @@ def test_filters_and_sorting_live_in_the_url(browser, tmp_path):
         card.find_element(By.CSS_SELECTOR, "button.more-like").click()
         assert shown(browser, before) == ["birds_morning"]
         assert params(browser) == {"like": "dog-bark", "tag": "animal"}
+
+        # an upload's similar sounds are filtered too, and re-filtered when a filter changes
+        clip = tmp_path / "bark.wav"
+        clip.write_bytes(tone_bytes(330.0))
+        before = status(browser)
+        browser.find_element(By.ID, "file-input").send_keys(str(clip))
+        wait.until(lambda b: "sounds like bark.wav (tag “animal”)" in status(b))
+        assert shown(browser, before) == ["dog-bark", "birds_morning"]  # nearest pitch first
+        before = status(browser)
+        choose(browser, "f-tag", "")
+        assert len(shown(browser, before)) == 6 and status(browser) == "6 sounds like bark.wav"
         no_severe_logs(browser)

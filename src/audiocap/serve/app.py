@@ -4,7 +4,8 @@ Routes (all errors are JSON ``{"error": code, "detail": message}`` with a 4xx/5x
 
 - ``POST /v1/search``        JSON ``{"text", "k", "offset"}`` -> top-k index items with cosine scores;
                              optional filters (duration range, tag, license) and sort (serve/filters.py)
-- ``POST /v1/search/audio``  multipart ``file`` -> the k items most similar to the upload
+- ``POST /v1/search/audio``  multipart ``file`` (+ filters as query parameters) -> the k items
+                             most similar to the upload
 - ``POST /v1/search/similar`` JSON ``{"id", "k", "offset"}`` -> "more like this" item
 - ``POST /v1/caption``       multipart ``file`` (+ ``?beam=``) -> captions, best first; audio
                              over ``per_window_above`` seconds gets one caption per window;
@@ -33,7 +34,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, Literal, TypeVar
+from typing import Annotated, Callable, Iterable, Literal, TypeVar
 from urllib.parse import quote
 
 from fastapi import FastAPI, Query, Request
@@ -251,13 +252,20 @@ def create_app(backend: Backend, *, max_upload_bytes: int = 20_000_000,
     @app.post("/v1/search/audio", response_model=SearchResponse, tags=["search"],
               openapi_extra=UPLOAD_BODY)
     async def search_audio(request: Request,
+                           filters: Annotated[SearchFilters, Query()],
                            k: int = Query(10, ge=1, le=100, description="How many results")
                            ) -> SearchResponse:
-        """Rank the library's sounds by CLAP similarity to an uploaded sound."""
+        """Rank the library's sounds by CLAP similarity to an uploaded sound (optionally filtered
+        and sorted, query parameters as the fields of /v1/search)."""
         if k > max_k:
             raise ApiError(422, "k_too_large", f"k={k} exceeds this server's limit {max_k}")
         upload, wave, _ = await decoded(request)
-        hits = await runner.run(backend.search_audio, wave, k)
+        if filters.active():
+            pool = min(len(app.state.catalog), MAX_CANDIDATES) or max_k
+            hits = await runner.run(backend.search_audio, wave, pool)
+            hits = filter_and_sort(hits, app.state.catalog, filters, limit=max_k)[:k]
+        else:
+            hits = await runner.run(backend.search_audio, wave, k)
         return SearchResponse(query=upload.filename, k=k, results=hits_out(hits), no_close_match=no_match(hits))
 
     @app.post("/v1/caption", response_model=CaptionResponse, tags=["caption"],

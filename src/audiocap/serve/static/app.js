@@ -245,10 +245,12 @@ function describeFilters(f) {
   return parts.join(", ");
 }
 
-// A changed filter re-runs the text or more-like-this search from its first page.
+// A changed filter re-runs the text or more-like-this search from its first page, or the upload's
+// search for similar sounds.
 function refilter() {
+  $("f-clear").hidden = !Object.keys(currentFilters()).length;
   if (current && current.kind !== "upload") go(Object.assign({}, current, { filters: currentFilters(), page: 1 }));
-  else $("f-clear").hidden = !Object.keys(currentFilters()).length;
+  else if (current && lastFile) findSimilar(lastFile);  // the upload's similar sounds, filtered
 }
 
 function setupFilters() {
@@ -503,17 +505,19 @@ function followPlayback() {
 
 async function findSimilar(file) {
   const ticket = ++resultsRun;
-  current = { kind: "upload", name: file.name, k: pageSize(), page: 1 };
+  current = { kind: "upload", name: file.name, k: pageSize(), page: 1, filters: currentFilters() };
   if (location.search) history.pushState(null, "", location.pathname);
   const status = $("results-status");
   $("results-heading").textContent = "Sounds like “" + file.name + "”";
   clearResults();
   setStatus(status, "Looking for sounds like " + file.name + "…", "busy");
   try {
-    const body = await api("/v1/search/audio?k=" + pageSize(), { method: "POST", body: form(file) });
+    const query = new URLSearchParams(Object.assign({ k: pageSize() }, filterPayload(current.filters)));
+    const body = await api("/v1/search/audio?" + query, { method: "POST", body: form(file) });
     if (ticket !== resultsRun) return;
     showResults(body, current);
-    setStatus(status, body.results.length + " sounds like " + file.name, "ok");
+    const filtered = describeFilters(current.filters);
+    setStatus(status, body.results.length + " sounds like " + file.name + (filtered ? " (" + filtered + ")" : ""), "ok");
     showUpload();
     if (!info.captioner) setStatus($("caption-status"), "Similar sounds are listed under Results.", "ok");
   } catch (err) {
