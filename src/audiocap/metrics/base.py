@@ -93,9 +93,10 @@ def prepare(candidates, references, *, tokenized: bool):
     check_inputs(candidates, references, allow_empty=tokenized)
     if tokenized:
         return list(candidates), [list(r) for r in references]
-    flat = ptb_tokenize(list(candidates) + [r for refs in references for r in refs])
-    n = len(candidates)
-    cands, refs, pos = flat[:n], [], n
+    # two batches, as coco-caption tokenizes its gts and res (a line's successor can matter)
+    cands = ptb_tokenize(list(candidates))
+    flat = ptb_tokenize([r for refs in references for r in refs])
+    refs, pos = [], 0
     for r in references:
         refs.append(flat[pos : pos + len(r)])
         pos += len(r)
