@@ -157,7 +157,8 @@ def main() -> None:
                        "clips_per_s": round(len(sub) / wall, 2), "clips_per_cpu_s": round(len(sub) / cpu, 2)}
     report["feature_cache"] = cache
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent).stdout.strip()  # this checkout's commit
     report.update({"commit": commit, "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
                    "torch": torch.__version__, "onnxruntime": read_card(clap_dir)["versions"]["onnxruntime"],

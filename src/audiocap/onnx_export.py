@@ -2,9 +2,8 @@
 
 A checkpoint becomes a folder of ONNX graphs plus ``model_card.json``; :mod:`audiocap.onnx_backend`
 runs it with ONNX Runtime. The frozen aisfx tower is split where its shapes stop being tensor
-arithmetic: ``frontend.onnx`` (waveform (B, N) -> log-mel (B, T, 96); the STFT is a strided
-convolution with a windowed DFT basis, so it exports and keeps a dynamic length) and
-``audio_tower.onnx`` (mel windows (W, 100, 96) -> window embeddings (W, 512)); cutting the log-mel
+arithmetic: ``frontend.onnx`` (waveform (B, N) -> log-mel (B, T, 96), ONNX's STFT operator, any
+length) and ``audio_tower.onnx`` (mel windows (W, 100, 96) -> window embeddings (W, 512)); cutting the log-mel
 frames into windows (:func:`audiocap.encoders.aisfx.frame_windows`) is a few slices done in Python.
 
 - CLAP: ``clap_audio_head.onnx`` (window embeddings (B, W, 512) + mask -> unit embedding (B, E):
@@ -49,29 +48,25 @@ class ExportError(ValueError):
 
 
 class FrontEndGraph(nn.Module):
-    """:class:`audiocap.encoders.frontend.AisfxFrontEnd` with the STFT as a strided convolution
-    over a Hann-windowed DFT basis (cos and -sin rows), which ONNX runs for any length."""
+    """:class:`audiocap.encoders.frontend.AisfxFrontEnd` in a form the exporter maps onto ONNX's
+    STFT operator for any length: the centring pad is explicit and the spectrum comes as real and
+    imaginary parts (the TorchScript exporter has no complex tensors)."""
 
     def __init__(self, frontend: nn.Module) -> None:
         super().__init__()
-        n = frontend.n_fft
-        k = torch.arange(n // 2 + 1, dtype=torch.float64)[:, None]
-        t = torch.arange(n, dtype=torch.float64)[None, :]
-        angle, window = 2 * torch.pi * k * t / n, frontend.window.double()[None, :]
-        basis = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window]).float()  # (2F, n)
-        self.register_buffer("basis", basis[:, None, :])
+        self.register_buffer("window", frontend.window.clone())
         self.register_buffer("melW", frontend.melW.clone())
-        self.bins, self.hop, self.pad = n // 2 + 1, frontend.hop, n // 2
+        self.n_fft, self.hop = frontend.n_fft, frontend.hop
         self.scale, self.peak_normalize = frontend.scale, frontend.peak_normalize
 
     def forward(self, wave: Tensor) -> Tensor:
         if self.peak_normalize:
             peak = wave.abs().amax(dim=-1, keepdim=True)
             wave = wave / torch.where(peak > 0, peak, torch.ones_like(peak))
-        x = F.pad(wave[:, None, :], (self.pad, self.pad))  # center=True, constant padding
-        spec = F.conv1d(x, self.basis, stride=self.hop)  # (B, 2F, T)
-        re, im = spec[:, : self.bins], spec[:, self.bins :]
-        mel = torch.matmul((re * re + im * im).transpose(1, 2), self.melW)  # (B, T, 96)
+        x = F.pad(wave[:, None, :], (self.n_fft // 2, self.n_fft // 2))[:, 0]  # center=True, constant padding
+        spec = torch.stft(x, self.n_fft, self.hop, window=self.window, center=False, onesided=True,
+                          return_complex=False)  # (B, F, T, 2)
+        mel = torch.matmul((spec * spec).sum(-1).transpose(1, 2), self.melW)  # (B, T, 96)
         return torch.log10(1e4 * mel + 1.0) / self.scale
 
 
