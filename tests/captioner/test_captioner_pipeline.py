@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -145,12 +147,25 @@ def test_a_bf16_recipe_reads_the_bf16_cache_clap_filled(trained):
     assert any(not torch.equal(bf16[c.id], fp32[c.id]) for c in clips)
 
 
-def test_precision_choice():
+def test_precision_choice(monkeypatch):
+    """auto is bf16 exactly where bf16 runs natively: a CPU with AVX512-BF16 or AMX, a CUDA
+    device that supports it; fp32 elsewhere. Explicit choices are kept."""
     from audiocap.captioning import resolve_precision
 
     assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
-    assert resolve_precision("auto", "cpu") in ("fp32", "bf16")
     assert resolve_precision("auto", "meta") == "fp32"
+    for avx512_bf16, amx in [(False, False), (True, False), (False, True), (True, True)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        assert resolve_precision("auto", "cpu") == ("bf16" if avx512_bf16 or amx else "fp32")
+    for supported in (False, True):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda v=supported: v)
+        assert resolve_precision("auto", "cuda") == ("bf16" if supported else "fp32")
+    monkeypatch.undo()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():  # this machine, as the kernel reports its CPU flags
+        flags = set(cpuinfo.read_text().split())
+        assert resolve_precision("auto", "cpu") == ("bf16" if flags & {"avx512_bf16", "amx_tile"} else "fp32")
     with pytest.raises(ValueError, match="auto, fp32, bf16"):
         resolve_precision("fp16")
 
