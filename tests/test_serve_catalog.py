@@ -117,3 +117,31 @@ def test_a_backend_with_its_own_windowing_policy_is_used(tmp_path):
     c = TestClient(base_url="http://localhost", app=create_app(OwnWindows(tmp_path), max_duration=120.0))
     body = c.post("/v1/caption", files={"file": ("l.wav", tone_bytes(440.0, seconds=40.0, sr=8000), "audio/wav")}).json()
     assert body["captions"] == ["first half", "second half"] and body["windows"][1]["start"] == 20.0
+
+
+def test_streamed_flac_gets_a_thumbnail(tmp_path):
+    """A streamed FLAC (STREAMINFO total_samples = 0, 'unknown', legal) gets the thumbnail of the
+    same audio written as WAV: soundfile's read of the unknown length failed ('psf_fseek()
+    failed'), a 422 for the page."""
+    import soundfile as sf
+
+    from audiocap.serve.catalog import _peaks
+
+    sr = 16000
+    wave = np.concatenate([np.zeros(sr), 0.5 * np.sin(np.arange(sr) / 3.0)]).astype(np.float32)
+    sf.write(tmp_path / "ref.wav", wave, sr, subtype="PCM_16")
+    path = tmp_path / "stream.flac"
+    sf.write(path, wave, sr, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    # STREAMINFO's 64 bits at bytes 18..26 end in the 36-bit total_samples: set it to 0
+    packed = int.from_bytes(data[18:26], "big")
+    assert data[:4] == b"fLaC" and packed & (2**36 - 1) == len(wave)
+    data[18:26] = (packed & ~(2**36 - 1)).to_bytes(8, "big")
+    path.write_bytes(bytes(data))
+    with sf.SoundFile(path) as fh:
+        assert fh.frames != len(wave)  # libsndfile does not know the length (it says 2**63 - 1)
+
+    peaks, seconds = _peaks(str(path), path.stat().st_mtime_ns, 8)
+    assert seconds == 2.0 and peaks == _peaks(str(tmp_path / "ref.wav"), 0, 8)[0]
+    assert peaks[:4] == (0.0,) * 4 and min(peaks[4:]) > 0.9
+    assert waveform_svg(path, bins=8) == waveform_svg(tmp_path / "ref.wav", bins=8)

@@ -105,16 +105,23 @@ def library_summary(items: Iterable[dict[str, Any]], *, n_examples: int = 6, n_t
 
 @lru_cache(maxsize=2048)
 def _peaks(path: str, mtime_ns: int, bins: int) -> tuple[tuple[float, ...], float]:
-    """(peak per bin in [0, 1], seconds) of an audio file, read in blocks (mono = max over channels)."""
-    import soundfile as sf
+    """(peak per bin in [0, 1], seconds) of an audio file, read in blocks (mono = max over channels).
 
-    with sf.SoundFile(path) as fh:
-        frames, sr = fh.frames, fh.samplerate
-        edges = np.linspace(0, max(frames, 1), bins + 1).astype(np.int64)
-        peaks = np.zeros(bins, dtype=np.float32)
-        pos, block = 0, 1 << 16
-        while pos < frames:
-            data = fh.read(min(block, frames - pos), dtype="float32", always_2d=True)
+    Decoded through audiocap.audio.io, which reads to the end of the stream (a streamed FLAC has
+    no length in its header: soundfile's read failed with "psf_fseek() failed") and keeps
+    libmpg123's messages off the server's terminal."""
+    import contextlib
+
+    from audiocap.audio.io import audio_info, read_blocks
+
+    info = audio_info(path)  # counts a streamed FLAC's frames
+    frames, sr = info.frames, info.sample_rate
+    edges = np.linspace(0, max(frames, 1), bins + 1).astype(np.int64)
+    peaks = np.zeros(bins, dtype=np.float32)
+    pos = 0
+    with contextlib.closing(read_blocks(path)) as blocks:
+        for data in blocks:
+            data = data[: max(frames - pos, 0)]  # a header claiming less than the file holds
             if not len(data):
                 break
             amp = np.abs(data).max(axis=1)  # (n,)
