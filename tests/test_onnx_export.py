@@ -246,3 +246,32 @@ def test_cli_export_and_its_errors(tmp_path):
     sf.write(tmp_path / "x.wav", event_clip(9, 2.0), SR)
     res = runner.invoke(app, ["caption", str(tmp_path / "x.wav"), "--model", str(tmp_path / "cap")])
     assert res.exit_code == 2 and "captioner_step.onnx: missing" in res.output and "export onnx" in res.output
+
+
+def test_serve_backend_onnx_answers_as_torch(clap_export, captioner_export, clips, tmp_path):
+    """The service's model backend on onnx: text and audio search, captions and zero-shot
+    probabilities as on torch."""
+    from audiocap.search import build_index
+    from audiocap.serve.backend import ModelBackend
+
+    clap, captioner = default_model("clap"), default_model("captioner")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for c in clips:
+        (lib / c.name).symlink_to(c)
+    build_index(lib, clap, tmp_path / "idx", progress=False)
+    ref = ModelBackend.load(clap, tmp_path / "idx", captioner)
+    for got in (ModelBackend.load(clap, tmp_path / "idx", captioner, backend="onnx"),
+                ModelBackend.load(clap_export, tmp_path / "idx", captioner_export)):
+        a, b = ref.search_text("a dog barks", 3), got.search_text("a dog barks", 3)
+        assert [h.id for h in a] == [h.id for h in b] and abs(a[0].score - b[0].score) <= TOL
+        assert a[0].confidence is not None and abs(a[0].confidence - b[0].confidence) <= 1e-3
+        wave = load_audio(clips[1], sr=SR)
+        assert [h.id for h in got.search_audio(wave, 2)] == [h.id for h in ref.search_audio(wave, 2)]
+        assert got.caption(wave, 3) == ref.caption(wave, 3)
+        pa, pb = ref.classify(wave, ["dog", "rain", "bird"], "the sound of {}"), \
+            got.classify(wave, ["dog", "rain", "bird"], "the sound of {}")
+        assert [p["label"] for p in pa] == [p["label"] for p in pb]
+        assert max(abs(x["probability"] - y["probability"]) for x, y in zip(pa, pb)) <= 1e-3
+    res = CliRunner().invoke(app, ["serve", "--index", str(tmp_path / "idx"), "--backend", "tflite"])
+    assert res.exit_code == 2 and "unknown --backend" in res.output

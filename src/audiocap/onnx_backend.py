@@ -140,6 +140,10 @@ class OnnxClapEmbedder:
                                                         local_files_only=True, trust_remote_code=False)
         self.max_tokens = int(card["text"]["max_tokens"])
 
+    def scale(self) -> float:
+        """The model's exp(logit_scale), clamped as in training (zero-shot classification)."""
+        return float(self.card["logit_scale"])
+
     def describe(self) -> dict[str, Any]:
         """What an index records about the model: the source checkpoint's hash and this export."""
         return {"path": str(self.folder.resolve()), "sha256": self.card["source"]["sha256"], "backend": "onnx"}

@@ -102,6 +102,9 @@ def serve(
                                          "By default only loopback names and --host are answered."),
     library: list[Path] = typer.Option([], "--library", help="Folder whose audio files may be played "
                                        "(repeatable; default: the folder the index was built from)."),
+    engine: str = typer.Option("torch", "--backend", help="torch, or onnx: ONNX Runtime on exports of the "
+                                "models (made once into the cache from checkpoints; export folders from "
+                                "`audiocap export onnx` always run on onnx)."),
 ) -> None:
     """Serve the search/caption API and the web page (http://HOST:PORT/, API docs at /docs).
 
@@ -113,6 +116,8 @@ def serve(
     are answered (a defence against DNS rebinding; see --allow-host).
     """
     check_index_folder(index)
+    if engine not in ("torch", "onnx"):
+        raise fail(f"unknown --backend '{engine}'; use torch or onnx")
     model, captioner = default_serve_models(model, index, captioner)
     for flag, path in (("--model", model), ("--captioner", captioner),
                        *(("--library", p) for p in library)):
@@ -129,7 +134,7 @@ def serve(
     try:
         with console.status("loading the CLAP model, the index and the captioner..."):
             backend = ModelBackend.load(model, index, captioner, max_duration=max_duration,
-                                        device=device, library=library)
+                                        device=device, library=library, backend=engine)
     except Exception as exc:  # any load failure is a user-facing error, not a traceback
         sock.close()
         raise fail(f"could not load the models: {exc}") from None

@@ -93,16 +93,17 @@ class ModelBackend:
     @classmethod
     def load(cls, model: Path, index: Path, captioner: Path | None = None, *,
              max_duration: float | None = None, device: str = "cpu",
-             library: Sequence[str | Path] = ()) -> "ModelBackend":
-        """Load a CLAP checkpoint folder, an index folder and optionally a captioner folder.
+             library: Sequence[str | Path] = (), backend: str = "torch") -> "ModelBackend":
+        """Load a CLAP checkpoint folder, an index folder and optionally a captioner folder, run
+        by torch or ONNX Runtime (``backend``; :mod:`audiocap.onnx_backend`).
 
         ``library`` folders replace the index's recorded source folder as the only places
         audio is streamed from."""
         from audiocap.serve import wiring
 
-        clap = wiring.load_clap_model(model, device=device)
+        clap = wiring.load_clap_model(model, device=device, backend=backend)
         idx = wiring.load_index(index)
-        cap = wiring.load_captioner(captioner, device=device) if captioner else None
+        cap = wiring.load_captioner(captioner, device=device, backend=backend) if captioner else None
         return cls(clap, idx, cap, clap_path=str(model), index_path=str(index),
                    captioner_path=str(captioner or ""), max_duration=max_duration, library=library)
 

@@ -13,11 +13,15 @@ from typing import Any, Iterator
 
 import numpy as np
 
-def load_clap_model(folder: Path, *, device: str = "cpu"):
+def load_clap_model(folder: Path, *, device: str = "cpu", backend: str = "torch"):
     """A CLAP checkpoint folder (kind "clap") in eval mode on ``device``, with its long-audio policy
-    (loaded through the one registry, :func:`audiocap.checkpoint.load_model`)."""
+    (loaded through the one registry, :func:`audiocap.checkpoint.load_model`); with ``backend``
+    "onnx" (or an ONNX export folder) an :class:`audiocap.onnx_backend.OnnxClapEmbedder`."""
     from audiocap.checkpoint import load_model
+    from audiocap.onnx_backend import OnnxClapEmbedder, is_export, onnx_folder
 
+    if backend == "onnx" or is_export(folder):
+        return OnnxClapEmbedder(onnx_folder(folder, "clap"))
     return load_model(folder, device=device, expect=("clap",))
 
 
@@ -28,8 +32,10 @@ def load_index(folder: Path):
     return VectorIndex.load(folder)
 
 
-def load_captioner(folder: Path, *, device: str = "cpu"):
-    """A captioning checkpoint (kind ``captioner`` or ``wsac``) ready to caption waveforms.
+def load_captioner(folder: Path, *, device: str = "cpu", backend: str = "torch"):
+    """A captioning checkpoint (kind ``captioner`` or ``wsac``) ready to caption waveforms; with
+    ``backend`` "onnx" (or an ONNX export folder) a captioner's ONNX pipeline
+    (:class:`audiocap.onnx_backend.OnnxCaptionPipeline`, one model, fp32).
 
     Loaded through the one registry :func:`audiocap.checkpoint.load_model`. A captioner is
     wrapped in its pipeline (frozen tower and model on ``device``, long files windowed by the
@@ -37,7 +43,10 @@ def load_captioner(folder: Path, *, device: str = "cpu"):
     in :class:`WsacWaves`, which embeds the wave with its space's CLAP model on ``device``.
     """
     from audiocap.checkpoint import checkpoint_kind, load_model
+    from audiocap.onnx_backend import OnnxCaptionPipeline, is_export, onnx_folder
 
+    if backend == "onnx" or is_export(folder):
+        return OnnxCaptionPipeline(onnx_folder(folder, "captioner"))
     kind = checkpoint_kind(folder, expect=("captioner", "wsac"))
     model = load_model(folder, device=device)
     if kind == "wsac":
@@ -93,10 +102,10 @@ class _Text:
 
 
 def embed_text(clap, texts: list[str]) -> np.ndarray:
-    """CLAP text embeddings (N, D), unit rows."""
+    """CLAP text embeddings (N, D), unit rows (a torch model, or an embedder such as the onnx one)."""
     from audiocap.embed import embed_text as clap_embed_text
 
-    return clap_embed_text(clap, texts)
+    return clap.embed_text(texts) if hasattr(clap, "embed_text") else clap_embed_text(clap, texts)
 
 
 def embed_audio(clap, wave: np.ndarray) -> np.ndarray:
@@ -107,7 +116,8 @@ def embed_audio(clap, wave: np.ndarray) -> np.ndarray:
     """
     from audiocap.search import ClapEmbedder, embed_wave
 
-    return embed_wave(ClapEmbedder(clap), wave)[0][None, :]
+    embedder = clap if hasattr(clap, "embed_audio") else ClapEmbedder(clap)
+    return embed_wave(embedder, wave)[0][None, :]
 
 
 def classify(clap, wave: np.ndarray, labels: list[str], prompt: str) -> list[dict]:
