@@ -59,12 +59,14 @@ def embed_text(model: Any, texts: Sequence[str], *, batch_size: int = 64) -> Any
 
 
 def caption(files: Sequence[str | os.PathLike], model: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
-            *, beam: int = 3, per_window: bool = False, **kw: Any) -> list[Any]:
+            *, beam: int = 3, per_window: bool | None = None, **kw: Any) -> list[Any]:
     """Caption audio files with a checkpoint folder, or an ensemble given as a list of folders.
 
     Dispatches on the checkpoint kind (captioner: encoder-decoder with beam search; wsac: text-only
     prefix decoder with ``strategy=direct|nnd|projection``); captioner checkpoints also take
     ``precision="auto"|"fp32"|"bf16"`` for the frozen tower (see :mod:`audiocap.captioning`).
+    ``per_window`` (captioners): None gives one caption for a file of at most 60 s and one per
+    window beyond, True one per window, False one per file.
     Returns ``Caption`` records (file, start, end, text, score).
     """
     from audiocap.captioning import captioner_for

@@ -12,6 +12,18 @@ function the ``eval captioner`` cache calls), and then either
   (pooling to a single vector would throw the temporal detail away before cross-attention).
   ``eval captioner`` scores exactly this caption.
 - ``per_window=True``: one caption per window, with its start/end time in seconds.
+- ``per_window=None`` (the default of ``audiocap caption`` and :func:`caption_files`): one
+  caption for a file of at most ``PER_WINDOW_SECONDS`` (60 s), one per window for a longer one.
+
+Files are decoded as a stream (:func:`audiocap.audio.io.stream_audio`) and cut into windows as
+the samples arrive (:func:`audiocap.audio.policy.stream_windows`); windows are embedded and
+captioned a batch at a time, so memory does not grow with the length of a file (issue 20 item 2:
+a 1-hour WAV took 2.5 GB as one array). The captions are those of the whole wave in memory
+(:meth:`CaptionPipeline.caption_wave`; same batches, same numbers). One caption for a file longer
+than ``PER_WINDOW_SECONDS`` (``per_window=False``) keeps every window's frame embeddings (about
+8 KB per 10 s with the shipped tower) but not the wave; its judgement (below) then combines the
+windows': "silence" when every window is silent, else the mean confidence of the sounding
+windows, flagged "low_confidence" when most of them are.
 
 ``precision`` chooses the arithmetic of the frozen tower at inference: ``"fp32"``; ``"bf16"``
 (``torch.autocast`` with bfloat16: about 2x faster on CPUs with AVX512-BF16/AMX and on recent
@@ -32,9 +44,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -43,14 +56,16 @@ import numpy as np
 import torch
 
 from audiocap.audio.nonevent import SILENCE_CAPTION as SILENCE
-from audiocap.audio.nonevent import Flag, judge
-from audiocap.audio.policy import AudioPolicy, PolicyError
+from audiocap.audio.nonevent import Flag, Judgement, judge
+from audiocap.audio.policy import AudioPolicy, PolicyError, stream_windows
 from audiocap.checkpoint import RECOPY, CheckpointError, build_from_recipe, load_checkpoint, load_weights, \
     read_extra, read_recipe
 from audiocap.decoding import CaptionerScorer, EnsembleScorer, Hypothesis, beam_search, greedy_search
 from audiocap.features.towers import PRECISIONS, resolve_precision, tower_autocast, tower_device  # noqa: F401 (re-exported)
 from audiocap.models.captioner import Captioner, CaptionerConfig
 from audiocap.text.vocab import Vocab
+
+PER_WINDOW_SECONDS = 60.0  # longer files get one caption per window unless one caption is asked for
 
 CAPTIONERS: dict[str, str] = {
     "captioner": "audiocap.captioning:caption_files",
@@ -224,10 +239,14 @@ class CaptionPipeline:
         return window_frames(self.tower, wave, self.policy, batch_size=self.batch_size, device=self.device,
                              precision=self.precision)
 
-    def caption_wave(self, wave: np.ndarray, *, name: str = "<wave>", per_window: bool = False) -> list[Caption]:
-        """Captions of one waveform at the tower's rate (one, or one per window), each judged
-        for silence / non-events on its own audio; silent audio is not decoded."""
+    def caption_wave(self, wave: np.ndarray, *, name: str = "<wave>", per_window: bool | None = False
+                     ) -> list[Caption]:
+        """Captions of one waveform at the tower's rate (one, or one per window; None: per window
+        beyond ``PER_WINDOW_SECONDS``), each judged for silence / non-events on its own audio;
+        silent audio is not decoded."""
         sr = int(self.tower.sample_rate)
+        if per_window is None:
+            per_window = len(wave) > PER_WINDOW_SECONDS * sr
         whole = None if per_window else judge(wave, sr)
         if whole is not None and whole.flag == "silence":  # no tower, no decoder
             return [Caption(name, 0.0, round(len(wave) / sr, 3), SILENCE, None, True, whole.flag, whole.confidence)]
@@ -245,9 +264,89 @@ class CaptionPipeline:
             out.append(Caption(name, round(a, 3), round(b, 3), text, score, finished, j.flag, j.confidence))
         return out
 
+    def caption_stream(self, chunks: Iterable[np.ndarray], *, name: str = "<wave>",
+                       per_window: bool | None = None) -> list[Caption]:
+        """:meth:`caption_wave` of a wave that arrives in chunks at the tower's rate
+        (:func:`audiocap.audio.io.stream_audio`), with the same captions, in memory that does not
+        grow with its length (module docstring). ``per_window`` None: one caption up to
+        ``PER_WINDOW_SECONDS``, one per window beyond."""
+        sr = int(self.tower.sample_rate)
+        if per_window:
+            return list(self._stream_per_window(stream_windows(chunks, sr=sr, policy=self.policy), name))
+        chunks, head = iter(chunks), []
+        limit, n = int(PER_WINDOW_SECONDS * sr), 0
+        for chunk in chunks:  # keep the first PER_WINDOW_SECONDS: a file that ends there is captioned whole
+            head.append(chunk)
+            n += len(chunk)
+            if n > limit:
+                break
+        else:
+            wave = np.concatenate(head) if head else np.zeros(0, dtype=np.float32)
+            return self.caption_wave(wave, name=name, per_window=bool(per_window))
+        def replay() -> Iterator[np.ndarray]:  # the head, let go of chunk by chunk, then the rest
+            while head:
+                yield head.pop(0)
+            yield from chunks
+
+        windows = stream_windows(replay(), sr=sr, policy=self.policy)
+        if per_window is None:
+            return list(self._stream_per_window(windows, name))
+        return self._stream_whole(windows, name)
+
+    def _embedded(self, windows: Iterator[tuple[np.ndarray, tuple[float, float]]]
+                  ) -> Iterator[tuple[tuple[float, float], Judgement, torch.Tensor]]:
+        """``(span, judgement, frames)`` of each window, the tower run ``batch_size`` windows at a
+        time: the batches :meth:`window_frames` makes of the whole wave."""
+        from audiocap.features.towers import embed_waves
+
+        sr = int(self.tower.sample_rate)
+        while batch := list(itertools.islice(windows, self.batch_size)):
+            waves = [w for w, _ in batch]
+            frames = embed_waves(self.tower, waves, batch_size=self.batch_size, device=self.device,
+                                 precision=self.precision)
+            for (wave, span), f in zip(batch, frames):
+                yield span, judge(wave, sr), f
+
+    def _stream_per_window(self, windows: Iterator[tuple[np.ndarray, tuple[float, float]]], name: str
+                           ) -> Iterator[Caption]:
+        """One caption per window, decoded ``batch_size`` sounding windows at a time (the batches
+        :meth:`caption_frames` makes in :meth:`caption_wave`), silent windows not decoded."""
+        pending: list[tuple[tuple[float, float], Judgement, torch.Tensor]] = []
+
+        def flush() -> Iterator[Caption]:
+            sounding = [f for _, j, f in pending if j.flag != "silence"]
+            hyps = iter(self.caption_frames(sounding) if sounding else [])
+            for (a, b), j, _ in pending:
+                h = next(hyps) if j.flag != "silence" else None
+                text, score, finished = (self.vocab.decode(h.tokens), h.score, h.finished) if h else (SILENCE, None, True)
+                yield Caption(name, round(a, 3), round(b, 3), text, score, finished, j.flag, j.confidence)
+            pending.clear()
+
+        for item in self._embedded(windows):
+            pending.append(item)
+            if sum(j.flag != "silence" for _, j, _ in pending) == self.batch_size:
+                yield from flush()
+        yield from flush()
+
+    def _stream_whole(self, windows: Iterator[tuple[np.ndarray, tuple[float, float]]], name: str) -> list[Caption]:
+        """One caption of a long file: all windows' frames concatenated (as :meth:`caption_wave`),
+        judged by combining the windows' judgements (module docstring)."""
+        frames, judged, end = [], [], 0.0
+        for (_, end), j, f in self._embedded(windows):
+            frames.append(f)
+            judged.append(j)
+        sounding = [j for j in judged if j.flag != "silence"]
+        if not sounding:
+            return [Caption(name, 0.0, round(end, 3), SILENCE, None, True, "silence", 0.0)]
+        steady = sum(j.flag == "low_confidence" for j in sounding)
+        flag: Flag | None = "low_confidence" if 2 * steady > len(sounding) else None
+        confidence = round(float(np.mean([j.confidence for j in sounding])), 4)
+        h = self.caption_frames([torch.cat(frames, 0)])[0]
+        return [Caption(name, 0.0, round(end, 3), self.vocab.decode(h.tokens), h.score, h.finished, flag, confidence)]
+
 
 def caption_files(files: Sequence[str | os.PathLike], checkpoints: Sequence[str | os.PathLike], *,
-                  beam: int = 3, per_window: bool = False, progress: bool = False, precision: str = "auto",
+                  beam: int = 3, per_window: bool | None = None, progress: bool = False, precision: str = "auto",
                   device: str | torch.device = "cpu", **kw: Any) -> list[Caption]:
     """Caption audio ``files`` with one captioner checkpoint or an ensemble of several.
 
@@ -255,19 +354,19 @@ def caption_files(files: Sequence[str | os.PathLike], checkpoints: Sequence[str 
     log-probability averaging for ensembles (DCASE Task 6 systems, e.g. the Xiaomi 2023
     captioner); ``precision`` (auto|fp32|bf16) is the frozen tower's arithmetic (module
     docstring); the tower and the models run on ``device``. Long files follow the checkpoint's
-    long-audio policy (module docstring). Raises :class:`audiocap.audio.io.AudioError` naming a
-    bad file.
+    long-audio policy and are decoded as a stream; ``per_window`` None gives one caption per file
+    up to ``PER_WINDOW_SECONDS`` and one per window beyond (module docstring). Raises
+    :class:`audiocap.audio.io.AudioError` naming a bad file.
     """
     from tqdm import tqdm
 
-    from audiocap.audio.io import load_audio
+    from audiocap.audio.io import stream_audio
 
     pipe = CaptionPipeline([load_captioner(c, device=device) for c in checkpoints], beam=beam, precision=precision,
                            device=device, **kw)
     out: list[Caption] = []
     for f in tqdm(list(files), desc="captioning", unit="file", disable=not progress):
-        wave = load_audio(f, sr=pipe.tower.sample_rate)
-        out += pipe.caption_wave(wave, name=str(f), per_window=per_window)
+        out += pipe.caption_stream(stream_audio(f, sr=pipe.tower.sample_rate), name=str(f), per_window=per_window)
     return out
 
 

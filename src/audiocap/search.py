@@ -24,12 +24,15 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 
 from audiocap.fileio import atomic_write_json
 from audiocap.index import IndexParams, VectorIndex, VectorIndexError
+
+if TYPE_CHECKING:
+    from audiocap.audio.policy import AudioPolicy
 
 REPORT_FILE = "report.json"
 
@@ -144,32 +147,46 @@ def embed_wave(embedder: Embedder, wave: np.ndarray) -> tuple[np.ndarray, int]:
     Returns ``(vector (D,), n_windows)``. Indexing and audio queries (CLI, API, service) all
     embed through here, so a file queried against itself scores 1.
     """
-    from audiocap.audio.policy import DEFAULT_POLICY, AudioPolicy
     from audiocap.inference.clap import embed_clip
 
-    policy = getattr(embedder, "audio_policy", None)
-    if policy is None:  # a custom embedder may name only its clip length
-        clip = getattr(embedder, "clip_seconds", None)
-        policy = AudioPolicy(clip_seconds=float(clip)) if clip else DEFAULT_POLICY
     try:
-        return embed_clip(embedder.embed_audio, wave, sr=int(embedder.sample_rate), policy=policy)
+        return embed_clip(embedder.embed_audio, wave, sr=int(embedder.sample_rate), policy=_policy(embedder))
     except ValueError as exc:
         if type(exc) is not ValueError:  # AudioError and PolicyError keep their type
             raise
         raise VectorIndexError(str(exc)) from None
 
 
+def _policy(embedder: Embedder) -> AudioPolicy:
+    """The embedder's long-audio policy (module docstring)."""
+    from audiocap.audio.policy import DEFAULT_POLICY, AudioPolicy
+
+    policy = getattr(embedder, "audio_policy", None)
+    if policy is None:  # a custom embedder may name only its clip length
+        clip = getattr(embedder, "clip_seconds", None)
+        policy = AudioPolicy(clip_seconds=float(clip)) if clip else DEFAULT_POLICY
+    return policy
+
+
 def embed_file(embedder: Embedder, path: str | os.PathLike | bytes, *, name: str | None = None
                ) -> tuple[np.ndarray, float, int]:
-    """Decode one audio file and :func:`embed_wave` it: ``(vector (D,), seconds, n_windows)``.
-
-    Raises ``AudioError`` for an unusable file.
+    """Decode one audio file as a stream and embed it as :func:`embed_wave` embeds the whole wave
+    (the same vector up to float rounding): ``(vector (D,), seconds, n_windows)``. Windows are cut and embedded as the
+    samples arrive (:func:`audiocap.inference.clap.embed_stream`), so a 10-hour file costs no more
+    memory than a short one. Raises ``AudioError`` for an unusable file.
     """
-    from audiocap.audio.io import load_audio
+    from audiocap.audio.io import stream_audio
+    from audiocap.inference.clap import embed_stream
 
-    wave = load_audio(path, sr=int(embedder.sample_rate), name=name)  # (N,)
-    vec, n_windows = embed_wave(embedder, wave)
-    return vec, wave.shape[0] / int(embedder.sample_rate), n_windows
+    sr = int(embedder.sample_rate)
+    try:
+        vec, n_windows, n = embed_stream(embedder.embed_audio, stream_audio(path, sr=sr, name=name), sr=sr,
+                                         policy=_policy(embedder))
+    except ValueError as exc:
+        if type(exc) is not ValueError:  # AudioError and PolicyError keep their type
+            raise
+        raise VectorIndexError(str(exc)) from None
+    return vec, n / sr, n_windows
 
 
 def build_index(

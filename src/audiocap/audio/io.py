@@ -461,6 +461,37 @@ def load_audio(
     return resample(np.ascontiguousarray(wave, dtype=np.float32), file_sr, sr)
 
 
+def stream_audio(source: Source, *, sr: int, name: str | None = None) -> Iterator[np.ndarray]:
+    """Decode ``source`` as :func:`load_audio` does, as a stream of float32 mono chunks at ``sr``.
+
+    Memory stays one decoded block whatever the file's length (a 10-hour recording would not fit
+    as one array): channels are averaged block by block and a soxr stream resamples the blocks,
+    which gives the same samples as resampling the whole wave at once, so the chunks concatenated
+    equal ``load_audio(source, sr=sr)`` bit for bit. Raises :class:`AudioError` as
+    :func:`load_audio` does; a NaN or inf sample ends the stream with that error where it is met.
+    """
+    label, handle = _open(source, name)
+    frames = 0
+    with _opened(label, handle, notes=[]) as dec:
+        file_sr = int(dec.file.samplerate)
+        stream = None if file_sr == sr else soxr.ResampleStream(file_sr, sr, 1, dtype="float32", quality="HQ")
+        for block in _blocks(dec, label):  # (n, channels)
+            if not np.isfinite(block).all():
+                raise AudioError(label, "contains NaN or inf samples")
+            frames += block.shape[0]
+            mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0].copy()
+            out = mono if stream is None else stream.resample_chunk(mono)
+            if out.size:
+                yield out
+        if frames == 0:
+            raise AudioError(label, "zero-length audio (no samples)")
+        if stream is not None:
+            tail = stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            if tail.size:
+                yield tail
+    _warn(dec, label, file_sr)
+
+
 def split_windows(
     wave: np.ndarray,
     *,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -128,6 +129,39 @@ def audio_windows(wave: np.ndarray, *, sr: int, policy: AudioPolicy
     return [wave[a:b] for a, b in spans], [(a / sr, b / sr) for a, b in spans]
 
 
+def stream_windows(chunks: Iterable[np.ndarray], *, sr: int, policy: AudioPolicy
+                   ) -> Iterator[tuple[np.ndarray, tuple[float, float]]]:
+    """The windows of :func:`audio_windows`, cut from a wave that arrives in chunks (mono float32
+    at ``sr``, e.g. :func:`audiocap.audio.io.stream_audio`): ``(window wave, (start, end) s)`` in
+    order, equal to cutting the concatenated wave.
+
+    Full windows are given as soon as their samples have arrived; only the last ``clip_seconds``
+    (plus one chunk) are kept, which is all the final window of :attr:`AudioPolicy.last` needs,
+    so memory does not grow with the length of the file.
+    """
+    win, hop = int(round(policy.clip_seconds * sr)), int(round(policy.hop_seconds * sr))
+    if win < 1 or hop < 1:
+        raise PolicyError(f"audio_policy {policy} is shorter than one sample at {sr} Hz")
+    buf, offset, total, nxt = np.zeros(0, dtype=np.float32), 0, 0, 0  # offset: buf[0]'s sample index
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.float32)
+        if chunk.ndim != 1:
+            raise ValueError(f"stream_windows takes mono chunks (n,), got shape {chunk.shape}")
+        buf, total = np.concatenate([buf, chunk]), total + chunk.shape[0]
+        while nxt + win <= total:  # a full window (the first one is also the whole of a wave of win samples)
+            yield buf[nxt - offset : nxt - offset + win], (nxt / sr, (nxt + win) / sr)
+            nxt += hop
+        keep = max(offset, total - win)  # the next full window and the final one start after total - win
+        buf, offset = buf[keep - offset :], keep
+    if total == 0:
+        raise ValueError("cannot window an empty wave (0 samples)")
+    if total < win:  # one window, taken whole
+        yield buf, (0.0, total / sr)
+    elif nxt - hop + win < total:  # samples left after the last full window
+        start = total - win if policy.last == "overlap" else nxt
+        yield buf[start - offset :], (start / sr, total / sr)
+
+
 def pool_embeddings(embs: np.ndarray) -> np.ndarray:
     """The ``"mean"`` combination: L2-normalized mean of window embeddings (W, D) -> (D,)."""
     embs = np.asarray(embs, dtype=np.float32)
@@ -184,5 +218,5 @@ def with_policy(recipe: dict[str, Any], policy: AudioPolicy) -> dict[str, Any]:
 
 
 __all__ = ["AudioPolicy", "COMBINES", "DEFAULT_POLICY", "PolicyError", "POLICY_KEY", "audio_policy_of",
-           "audio_windows", "default_policy", "policy_from_recipe", "pool_embeddings", "window_spans",
-           "with_policy"]
+           "audio_windows", "default_policy", "policy_from_recipe", "pool_embeddings", "stream_windows",
+           "window_spans", "with_policy"]

@@ -7,6 +7,6 @@ way every path does (windows of the policy, normalized mean), and
 imports :mod:`audiocap.train` (``tests/test_layering.py`` checks it).
 """
 
-from audiocap.inference.clap import embed_clip, embed_clips, load_clap
+from audiocap.inference.clap import embed_clip, embed_clips, embed_stream, load_clap
 
-__all__ = ["embed_clip", "embed_clips", "load_clap"]
+__all__ = ["embed_clip", "embed_clips", "embed_stream", "load_clap"]
