@@ -288,6 +288,26 @@ def _export_captioner(folder: Path, out: Path, parity: dict[str, float]) -> dict
     return card
 
 
+PIPELINE = {  # how the graphs fit together, for runtimes outside audiocap
+    "audio": ["resample to sample_rate, mono float32; cut the file into windows by audio_policy "
+              "(clip_seconds every hop_seconds; a file no longer than one window is one window; the last "
+              "partial window ends at the file's end (last 'overlap') or is kept shorter (last 'shorter'))",
+              "frontend: wave (B, N) -> logmel (B, T, 96)",
+              "cut logmel into tower.window_frames-frame windows every tower.hop_frames frames, plus one "
+              "ending at the last frame if frames remain; pad shorter inputs with zeros to one window",
+              "audio_tower: mel_windows (W, 100, 96) -> window_embs (W, 512), regrouped per input (B, W, 512)"],
+    "clap": ["clap_audio_head: frames (B, W, 512), mask (B, W) -> embedding (B, E), unit norm; a file of "
+             "several policy windows is the re-normalised mean of their embeddings",
+             "clap_text: tokenizer/ (padding, truncation at text.max_tokens) -> input_ids, attention_mask "
+             "(int64) -> embedding (B, E), unit norm; cosine = dot product"],
+    "captioner": ["concatenate the frames of all policy windows of a file along time (audio_policy.combine "
+                  "'concat') -> captioner_encoder: frames (1, T, 512) -> memory, cross_k, cross_v",
+                  "beam search (decode.beam, decode.alpha, decode.max_len): start from tokens.bos with an "
+                  "empty cache (past_k/past_v of length 0), position = cache length; captioner_step returns "
+                  "log_probs and the cache extended by one; reorder cache rows when beams are reordered; stop "
+                  "at tokens.eos; words from vocab.json"],
+}
+
 EXPORTERS: dict[str, Callable[[Path, Path, dict[str, float]], dict[str, Any]]] = {
     "clap": _export_clap, "captioner": _export_captioner}
 
@@ -314,6 +334,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike) -> Path:
             "exporter": "torch.onnx.export (TorchScript tracer, dynamo=False)", "opset": OPSET,
             "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
             "sample_rate": card["tower"]["sample_rate"], **card, "graphs": graphs,
+            "pipeline": PIPELINE["audio"] + PIPELINE[kind],
             "export_check": {"max_abs_diff_vs_torch": parity, "inputs": "random, other sizes than the trace"}}
     atomic_write_json(out / CARD, card)
     return out
