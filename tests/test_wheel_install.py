@@ -10,12 +10,17 @@ the installed package from outside the repository.
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +49,11 @@ print("ok")
 """
 
 
-def test_the_built_wheel_runs_without_the_repository(tmp_path):
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """The wheel built from a clean copy of the tree, installed into a folder: (folder, the
+    environment that imports audiocap from it and not from the repository)."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     wheels, target, source = tmp_path / "wheels", tmp_path / "site", tmp_path / "source"
     # a clean copy: setuptools' build/ folder keeps files of earlier builds and would hide a gap
     top = {".git", ".venv", "build", "dist", "data", "runs", "cache", ".cache", ".pytest_cache", "benchmarks", "docs"}
@@ -65,9 +74,64 @@ def test_the_built_wheel_runs_without_the_repository(tmp_path):
     assert install.returncode == 0, install.stderr[-2000:]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AUDIOCAP_PRETRAINED_DIR")}
     env["PYTHONPATH"] = str(target)
+    return target, env
+
+
+def audiocap_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """The installed ``audiocap`` command, run from ``cwd`` (outside the repository)."""
+    return subprocess.run([sys.executable, "-c", "from audiocap.cli import main; main()", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_built_wheel_runs_without_the_repository(installed, tmp_path):
+    target, env = installed
     run = subprocess.run([sys.executable, "-c", CHECK, str(target)], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
-    version = subprocess.run([sys.executable, "-c", "from audiocap.cli import main; main()", "--version"],
-                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    version = audiocap_cli(env, tmp_path, "--version")
     assert version.returncode == 0 and version.stdout.startswith("audiocap "), version.stderr[-2000:]
+
+
+def test_installed_demo_imports_the_captions(installed, shared, tmp_path):
+    """The demo's caption step, as a user of the wheel runs it: Clotho's caption CSVs become a
+    manifest in --out with every caption of the shared files."""
+    _, env = installed
+    run = audiocap_cli(env, tmp_path, "demo", "--captions-only", "--shared", str(shared),
+                       "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = (tmp_path / "out" / "clotho.jsonl").read_text().splitlines()
+    clotho = shared / "data" / "clotho"
+    n_rows = sum(len(list(csv.DictReader(f.open(encoding="utf-8", newline=""))))
+                 for f in clotho.glob("clotho_captions_*.csv"))
+    assert len(lines) == n_rows and sum(len(json.loads(x)["captions"]) for x in lines) == 5 * n_rows
+    assert f"clotho: {n_rows} clips, {5 * n_rows} captions" in run.stdout
+
+
+def test_installed_package_trains_its_debug_recipe(installed, tmp_path):
+    """The captioner debug recipe shipped in the wheel trains on a tiny manifest from another
+    folder, and the installed ``caption`` command reads the checkpoint it wrote."""
+    import soundfile as sf
+
+    from audiocap.data.manifest import Clip, write_manifest
+
+    target, env = installed
+    caps = {440.0: ["a low tone hums", "a low steady tone"], 1760.0: ["a high beep rings", "a high pitched beep"]}
+    clips = []
+    for i in range(12):
+        freq = 440.0 if i % 2 else 1760.0
+        sf.write(tmp_path / f"c{i}.wav", 0.3 * np.sin(2 * np.pi * freq * np.arange(16000) / 16000), 16000)
+        clips.append(Clip(id=f"c{i}", audio=f"c{i}.wav", duration=1.0, captions=caps[freq],
+                          split="train" if i < 8 else "val"))
+    write_manifest(tmp_path / "manifest.jsonl", clips)
+    recipe = target / "audiocap" / "configs" / "captioner" / "debug.yaml"
+    run = audiocap_cli(env, tmp_path, "train", "captioner", "-c", str(recipe),
+                       "--set", "data.manifest=manifest.jsonl", "--set", "train.out=run",
+                       "--set", "data.cache_dir=cache", "--set", "train.progress=false")
+    assert run.returncode == 0, run.stderr[-3000:]
+    ckpt = tmp_path / "run" / "checkpoint"
+    assert (ckpt / "model.safetensors").stat().st_size > 10_000 and "checkpoint:" in run.stdout
+    assert {"low", "high", "beep"} <= set(json.loads((ckpt / "vocab.json").read_text())["words"])
+    cap = audiocap_cli(env, tmp_path, "caption", "c0.wav", "--model", str(ckpt), "--json")
+    assert cap.returncode == 0, cap.stderr[-3000:]
+    (line,) = cap.stdout.splitlines()  # one JSON record per caption
+    assert json.loads(line)["file"] == "c0.wav" and json.loads(line)["end"] == 1.0
