@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 import soundfile as sf
 
 from audiocap.data.foley.captions import labels_in
@@ -55,3 +56,21 @@ def test_build_outside_on_fake_packages(tmp_path):
     card = (tmp_path / "out" / "DATACARD.md").read_text()
     assert "| dog_bark | dog barking | 4 | 4 |" in card
     assert "| **total** | | 20 | 20 |" in card
+
+
+def test_both_registries_read_the_packaged_file_or_name_an_unreadable_one(tmp_path):
+    """The source and outside registries are read by one helper: packaged by default, a given
+    path otherwise, an unreadable path named with what it should hold."""
+    import pytest
+
+    from audiocap.data.foley.sources import SourceError
+
+    assert set(load_registry()) >= {"presets", "sources"} and "sources" in load_outside_registry()
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(SourceError, match=f"^{missing}: cannot read source registry "):
+        load_registry(missing)
+    with pytest.raises(SourceError, match=f"^{missing}: cannot read the outside registry "):
+        load_outside_registry(missing)
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(SourceError, match="empty.yaml: the outside registry needs a 'sources' mapping"):
+        load_outside_registry(tmp_path / "empty.yaml")

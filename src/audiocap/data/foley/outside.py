@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
-import yaml
 
 from audiocap.data.foley import captions as cap
 from audiocap.data.foley.library import SR, build_library
-from audiocap.data.foley.sources import DEFAULT_CACHE, SourceError, source_recordings
+from audiocap.data.foley.sources import DEFAULT_CACHE, SourceError, read_registry, source_recordings
 from audiocap.data.manifest import Clip, write_manifest
 from audiocap.fileio import atomic_path, atomic_write_text
 
@@ -36,16 +34,7 @@ def load_outside_registry(path: str | os.PathLike | None = None) -> dict[str, An
     The registry has ``sources`` (one entry per reserved package of ``sources.yaml``, same rule
     format). A label the lexicon lacks is an error naming the file and the package.
     """
-    if path is None:
-        text = resources.files("audiocap.data.foley").joinpath("outside.yaml").read_text("utf-8")
-        where = "audiocap/data/foley/outside.yaml"
-    else:
-        where = str(path)
-        try:
-            text = Path(path).read_text("utf-8")
-        except OSError as exc:
-            raise SourceError(f"{where}: cannot read the outside registry ({exc.strerror})") from None
-    reg = yaml.safe_load(text) or {}
+    reg, where = read_registry(path, "outside.yaml", "the outside registry")
     if not isinstance(reg.get("sources"), dict):
         raise SourceError(f"{where}: the outside registry needs a 'sources' mapping")
     lex = cap.lexicon()["labels"]

@@ -55,18 +55,22 @@ class Recording:
     author: str
 
 
+def read_registry(path: str | os.PathLike | None, packaged: str, what: str) -> tuple[dict[str, Any], str]:
+    """``(parsed YAML, where)`` of ``path``, or of the packaged file ``packaged`` of this folder
+    when ``path`` is None; an unreadable file raises naming it and ``what`` it should hold."""
+    if path is None:
+        text = resources.files("audiocap.data.foley").joinpath(packaged).read_text("utf-8")
+        return yaml.safe_load(text) or {}, f"audiocap/data/foley/{packaged}"
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    return yaml.safe_load(text) or {}, str(path)
+
+
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Load the source registry (packaged ``sources.yaml`` unless ``path`` is given)."""
-    if path is None:
-        text = resources.files("audiocap.data.foley").joinpath("sources.yaml").read_text("utf-8")
-        where = "audiocap/data/foley/sources.yaml"
-    else:
-        where = str(path)
-        try:
-            text = Path(path).read_text("utf-8")
-        except OSError as exc:
-            raise SourceError(f"{where}: cannot read source registry ({exc.strerror})") from None
-    reg = yaml.safe_load(text) or {}
+    reg, where = read_registry(path, "sources.yaml", "source registry")
     for key in ("presets", "sources"):
         if not isinstance(reg.get(key), dict):
             raise SourceError(f"{where}: registry needs a '{key}' mapping")
