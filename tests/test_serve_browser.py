@@ -12,6 +12,7 @@ them).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -284,7 +285,9 @@ def test_without_a_captioner_the_panel_says_so(browser, tmp_path):
         assert note.is_displayed() and "no captioner" in note.text
         assert not browser.find_element(By.ID, "beam-row").is_displayed()
         browser.find_element(By.ID, "file-input").send_keys(str(clip))
-        similar = results_text(browser, "sounds like")
+        # "Looking for sounds like kettle.wav…" comes first; wait for the count of the answer
+        wait.until(lambda b: re.match(r"\d+ sounds like", b.find_element(By.ID, "results-status").text))
+        similar = browser.find_elements(By.CSS_SELECTOR, "#results li.hit")
         assert similar[0].get_attribute("data-id") == "birds_morning"
         status = browser.find_element(By.ID, "caption-status")
         assert "error" not in status.get_attribute("class")
