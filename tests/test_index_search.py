@@ -173,7 +173,7 @@ def test_cli_build_and_search(collection, tmp_path, monkeypatch):
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     (ckpt / "model.safetensors").write_bytes(b"stand-in weights")
-    monkeypatch.setattr("audiocap.search.load_embedder", lambda path: BandEmbedder())
+    monkeypatch.setattr("audiocap.search.load_embedder", lambda path, backend="torch": BandEmbedder())
     runner, out = CliRunner(), tmp_path / "idx"
     res = runner.invoke(app, ["index", "build", str(collection), "--model", str(ckpt), "--out", str(out)])
     assert res.exit_code == 0, res.output
@@ -272,7 +272,7 @@ def test_links_folders_and_pipes_named_like_audio_are_skipped_with_a_reason(coll
         "pipe.mp3": f"{collection / 'pipe.mp3'}: is not a regular file (a pipe, socket or device) (give a "
                     "file on disk; streams are not read)",
     }
-    monkeypatch.setattr("audiocap.search.load_embedder", lambda path: BandEmbedder())
+    monkeypatch.setattr("audiocap.search.load_embedder", lambda path, backend="torch": BandEmbedder())
     res = CliRunner().invoke(app, ["index", "build", str(collection), "--model", str(_fake_ckpt(tmp_path)),
                                    "--out", str(tmp_path / "idx2")])
     assert res.exit_code == 0, res.output
@@ -285,3 +285,19 @@ def _fake_ckpt(tmp_path: Path) -> Path:
     ckpt.mkdir(exist_ok=True)
     (ckpt / "model.safetensors").write_bytes(b"stand-in weights")
     return ckpt
+
+
+def test_as_embedder_keeps_an_embedder_and_wraps_a_model():
+    """What the service holds (an embedder such as the ONNX one, or a loaded torch CLAP model)
+    reaches embed_wave through one adapter."""
+    from audiocap.search import ClapEmbedder, as_embedder
+
+    band = BandEmbedder()
+    assert as_embedder(band) is band
+
+    class TorchClap:  # a model: encode_* only, no embed_* methods
+        sample_rate = SR
+
+    wrapped = as_embedder(TorchClap())
+    assert isinstance(wrapped, ClapEmbedder) and wrapped.sample_rate == SR
+    assert isinstance(as_embedder(wrapped), ClapEmbedder) and as_embedder(wrapped) is wrapped

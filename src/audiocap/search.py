@@ -86,6 +86,13 @@ class ClapEmbedder:
         return embed_text(self.model, list(texts))
 
 
+def as_embedder(model: Any) -> Embedder:
+    """``model`` itself when it is an :class:`Embedder` already (:class:`ClapEmbedder`, the ONNX
+    one), else a loaded CLAP model wrapped in :class:`ClapEmbedder`: what the service holds may be
+    either, and both embed through the same calls."""
+    return model if hasattr(model, "embed_audio") and hasattr(model, "embed_text") else ClapEmbedder(model)
+
+
 def model_fingerprint(model: str | os.PathLike) -> dict[str, Any]:
     """``{"path", "sha256"}`` of a checkpoint: hash of ``model.safetensors`` (folder) or the file;
     for an ONNX export folder, the hash of the checkpoint it was exported from."""

@@ -84,14 +84,15 @@ class WsacWaves:
         import torch
 
         from audiocap.audio.policy import audio_windows
-        from audiocap.search import ClapEmbedder, embed_wave
+        from audiocap.search import as_embedder, embed_wave
 
         sr = int(self.clap.sample_rate)
         if per_window:
             segs, spans = audio_windows(wave, sr=sr, policy=self.policy)
         else:
             segs, spans = [wave], [(0.0, len(wave) / sr)]
-        embs = np.stack([embed_wave(ClapEmbedder(self.clap), s)[0] for s in segs])  # (W, D)
+        embedder = as_embedder(self.clap)
+        embs = np.stack([embed_wave(embedder, s)[0] for s in segs])  # (W, D)
         texts = self.wsac.caption_embeddings(torch.from_numpy(embs).float(), beam=self.beam)
         return [_Text(t, a, b) for t, (a, b) in zip(texts, spans)]
 
@@ -103,9 +104,9 @@ class _Text:
 
 def embed_text(clap, texts: list[str]) -> np.ndarray:
     """CLAP text embeddings (N, D), unit rows (a torch model, or an embedder such as the onnx one)."""
-    from audiocap.embed import embed_text as clap_embed_text
+    from audiocap.search import as_embedder
 
-    return clap.embed_text(texts) if hasattr(clap, "embed_text") else clap_embed_text(clap, texts)
+    return as_embedder(clap).embed_text(texts)
 
 
 def embed_audio(clap, wave: np.ndarray) -> np.ndarray:
@@ -114,10 +115,9 @@ def embed_audio(clap, wave: np.ndarray) -> np.ndarray:
     Embedded exactly the way ``audiocap index build`` embedded the files
     (:func:`audiocap.search.embed_wave`: whole clips, or averaged windows for long ones).
     """
-    from audiocap.search import ClapEmbedder, embed_wave
+    from audiocap.search import as_embedder, embed_wave
 
-    embedder = clap if hasattr(clap, "embed_audio") else ClapEmbedder(clap)
-    return embed_wave(embedder, wave)[0][None, :]
+    return embed_wave(as_embedder(clap), wave)[0][None, :]
 
 
 def classify(clap, wave: np.ndarray, labels: list[str], prompt: str) -> list[dict]:
