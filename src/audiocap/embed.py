@@ -7,8 +7,9 @@ dot product is the cosine similarity of CLAP (Elizalde et al., ICASSP 2023).
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -30,19 +31,23 @@ def embed_audio(model, items: Sequence[np.ndarray | str | os.PathLike], *, batch
     dev = _device(model)
     waves = [it if isinstance(it, np.ndarray) else load_audio(it, sr=model.sample_rate) for it in items]
     out = np.zeros((len(waves), model.cfg.embed_dim), dtype=np.float32)
-    order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
-    i = 0
-    while i < len(order):
-        j = i + 1
-        while j < len(order) and j - i < batch_size and len(waves[order[j]]) == len(waves[order[i]]):
-            j += 1
-        idx = order[i:j]
-        batch = torch.from_numpy(np.stack([np.asarray(waves[k], dtype=np.float32) for k in idx])).to(dev)
-        out[idx] = model.encode_audio(batch).float().cpu().numpy()
+    for idx, batch in equal_length_batches(waves, batch_size):
+        out[idx] = model.encode_audio(torch.from_numpy(batch).to(dev)).float().cpu().numpy()
         if progress:
-            progress(j - i)
-        i = j
+            progress(len(idx))
     return out
+
+
+def equal_length_batches(waves: Sequence[np.ndarray], batch_size: int) -> Iterator[tuple[list[int], np.ndarray]]:
+    """``(indices, float32 batch (b, N))`` of at most ``batch_size`` waves of one length, shortest
+    first: audio towers take no padding mask, so only equal lengths share a batch (the torch and
+    ONNX embedders batch alike)."""
+    order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
+    for _, group in itertools.groupby(order, key=lambda i: len(waves[i])):
+        same = list(group)
+        for s in range(0, len(same), batch_size):
+            idx = same[s : s + batch_size]
+            yield idx, np.stack([np.asarray(waves[k], dtype=np.float32) for k in idx])
 
 
 @torch.no_grad()

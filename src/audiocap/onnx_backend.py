@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from audiocap.captioning import CaptionPipeline
+from audiocap.embed import equal_length_batches
 from audiocap.onnx_export import CARD, ExportError, checkpoint_sha256, export_onnx, read_card
 
 BACKENDS = ("torch", "onnx")
@@ -151,18 +152,10 @@ class OnnxClapEmbedder:
     def embed_audio(self, waves: Sequence[np.ndarray], *, batch_size: int = 16) -> np.ndarray:  # (N, E)
         """Unit audio embeddings; waves of equal length go through the graphs together."""
         out = np.zeros((len(waves), self.embed_dim), dtype=np.float32)
-        order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
-        i = 0
-        while i < len(order):
-            j = i + 1
-            while j < len(order) and j - i < batch_size and len(waves[order[j]]) == len(waves[order[i]]):
-                j += 1
-            idx = order[i:j]
-            batch = torch.from_numpy(np.stack([np.asarray(waves[k], dtype=np.float32) for k in idx]))
-            frames = self.tower(batch).numpy()  # (b, W, D)
+        for idx, batch in equal_length_batches(waves, batch_size):
+            frames = self.tower(torch.from_numpy(batch)).numpy()  # (b, W, D)
             mask = np.ones(frames.shape[:2], dtype=bool)
             out[idx] = self._head.run(None, {"frames": frames, "mask": mask})[0]
-            i = j
         return out
 
     def embed_text(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:  # (N, E)
@@ -241,16 +234,17 @@ class OnnxCaptionPipeline(CaptionPipeline):
 
 
 def caption_files(files: Sequence[str | os.PathLike], checkpoints: Sequence[str | os.PathLike], *,
-                  beam: int = 3, per_window: bool = False, progress: bool = False, **kw: Any) -> list[Any]:
-    """:func:`audiocap.captioning.caption_files` on the onnx backend (one model; no ensembles)."""
+                  beam: int = 3, per_window: bool | None = None, progress: bool = False, **kw: Any) -> list[Any]:
+    """:func:`audiocap.captioning.caption_files` on the onnx backend (one model; no ensembles): files
+    decoded as a stream, ``per_window`` None = one caption up to 60 s, one per window beyond."""
     from tqdm import tqdm
 
-    from audiocap.audio.io import load_audio
+    from audiocap.audio.io import stream_audio
 
     if len(checkpoints) != 1:
         raise ExportError("the onnx backend captions with one model; drop --ensemble or use --backend torch")
     pipe = OnnxCaptionPipeline(onnx_folder(checkpoints[0], "captioner"), beam=beam, **kw)
     out: list[Any] = []
     for f in tqdm(list(files), desc="captioning", unit="file", disable=not progress):
-        out += pipe.caption_wave(load_audio(f, sr=pipe.tower.sample_rate), name=str(f), per_window=per_window)
+        out += pipe.caption_stream(stream_audio(f, sr=pipe.tower.sample_rate), name=str(f), per_window=per_window)
     return out
