@@ -122,7 +122,7 @@ def test_resume_refuses_another_monitor(tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["train.monitor=val/spider"], r"train.monitor=val/spider: not computed.*cider_d, sbert_sim"),
+    (["train.monitor=val/spider"], r"train.monitor=val/spider: not computed.*train.val_metrics \(cider_d\)"),
     (["train.monitor=val/cider_d"], r"needs train.val_metrics_every >= 1"),
     (["train.monitor=cider_d", "train.val_metrics_every=1"], r"use val/ce or val/<metric>"),
     (["train.val_metrics=[cider, spice]", "train.val_metrics_every=1"], r"unknown or unusable metric\(s\) cider;"),

@@ -78,7 +78,7 @@ class TrainRecipe:
     progress: bool = True
     checkpoint_every_n_steps: int = 50  # atomic <out>/lightning/last.ckpt this often and every epoch
     monitor: str = "val/ce"  # checkpoint selection: val/ce (lowest) or val/<metric> of val_metrics (highest)
-    val_metrics: list[str] = field(default_factory=lambda: ["cider_d", "sbert_sim"])  # + spice, spider (slow)
+    val_metrics: list[str] = field(default_factory=lambda: ["cider_d"])  # + sbert_sim, spice, spider (slower)
     val_metrics_every: int = 0  # caption the val split and log val_metrics every N epochs (0 = never)
 
 
