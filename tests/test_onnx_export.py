@@ -91,6 +91,7 @@ def test_model_card_describes_the_export(clap_export, captioner_export):
         front = card["graphs"]["frontend"]
         assert front["inputs"] == [{"name": "wave", "dtype": "float32", "shape": ["batch", "samples"]}]
         assert front["outputs"][0]["shape"] == ["batch", "frames", 96]
+        assert any("beam search" in step or "clap_text" in step for step in card["pipeline"])
     clap = read_card(clap_export)
     assert set(clap["graphs"]) == {"frontend", "audio_tower", "clap_audio_head", "clap_text"}
     assert clap["graphs"]["clap_text"]["inputs"][0]["shape"] == ["batch", "tokens"]
@@ -118,13 +119,16 @@ def test_clap_embeddings_match_torch(clap_export, clips):
     assert np.allclose(np.linalg.norm(tb, axis=1), 1.0, atol=1e-5)
 
 
-def test_captions_match_torch_at_beam_3(captioner_export, clips):
+def test_captions_match_torch_at_beam_3(captioner_export, clips, tmp_path):
+    """Same captions as torch, also for a 65-s file (streamed; one caption per 10-s window)."""
     from audiocap.captioning import caption_files
     from audiocap.onnx_backend import caption_files as onnx_caption_files
 
-    files = [clips[0], clips[1], clips[4], clips[5]]
+    sf.write(tmp_path / "65s.wav", np.concatenate([load_audio(c, sr=SR) for c in clips[:4]] * 2)[: 65 * SR], SR)
+    files = [clips[0], clips[1], clips[4], clips[5], tmp_path / "65s.wav"]
     ref = caption_files(files, [default_model("captioner")], beam=3, precision="fp32")
     got = onnx_caption_files(files, [captioner_export], beam=3)
+    assert len(ref) == 4 + 7 and [c.end for c in got[-7:]] == [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 65.0]
     assert [c.text for c in got] == [c.text for c in ref]
     assert [(c.start, c.end, c.flag) for c in got] == [(c.start, c.end, c.flag) for c in ref]
     assert max(abs(a.score - b.score) for a, b in zip(ref, got)) <= 1e-3
