@@ -206,6 +206,10 @@ def test_cli_caption_backend_onnx_prints_torch_captions(captioner_export, clips,
         assert texts(res.output) == texts(ref.output) and len(texts(ref.output)) == 2
     cached = list((tmp_path / "cache" / "onnx").glob("captioner-*/model_card.json"))
     assert len(cached) == 1  # --backend onnx on a checkpoint exported it once into the cache
+    card = json.loads(cached[0].read_text())
+    cached[0].write_text(json.dumps({**card, "format": "audiocap-onnx/0"}))  # an older audiocap's export
+    res = runner.invoke(app, ["caption", files[0], "--json", "--backend", "onnx"])
+    assert res.exit_code == 0 and json.loads(cached[0].read_text())["format"] == card["format"]  # made again
     res = runner.invoke(app, ["caption", files[0], "--backend", "onnx", "--ensemble", str(default_model("captioner"))])
     assert res.exit_code == 2 and "one captioner" in res.output
     res = runner.invoke(app, ["caption", files[0], "--backend", "tensorrt"])
@@ -278,4 +282,28 @@ def test_serve_backend_onnx_answers_as_torch(clap_export, captioner_export, clip
         assert [p["label"] for p in pa] == [p["label"] for p in pb]
         assert max(abs(x["probability"] - y["probability"]) for x, y in zip(pa, pb)) <= 1e-3
     res = CliRunner().invoke(app, ["serve", "--index", str(tmp_path / "idx"), "--backend", "tflite"])
+    assert res.exit_code == 2 and "unknown --backend" in res.output
+
+
+def test_eval_captioner_backend_onnx(captioner_export, clips, tmp_path):
+    """``eval captioner --backend onnx``: the frame cache comes from the onnx tower (its own file)
+    and the split's captions are torch's."""
+    from audiocap.evaluation.captioner import caption_split
+
+    (tmp_path / "a").mkdir()
+    rows = []
+    for i, c in enumerate(clips[:2] + clips[4:]):
+        sf.write(tmp_path / "a" / f"c{i}.wav", load_audio(c, sr=SR), SR)
+        rows.append(json.dumps({"id": f"c{i}", "audio": f"a/c{i}.wav", "duration": 1.0, "captions": ["x y"],
+                                "tags": [], "source": "test", "license": "CC0", "split": "test"}))
+    (tmp_path / "m.jsonl").write_text("\n".join(rows) + "\n")
+    cache = tmp_path / "cache"
+    ref = caption_split([default_model("captioner")], tmp_path / "m.jsonl", cache_dir=str(cache), precision="fp32")
+    for model, backend in ((default_model("captioner"), "onnx"), (captioner_export, "torch")):
+        got = caption_split([model], tmp_path / "m.jsonl", cache_dir=str(cache), backend=backend)
+        assert got["backend"] == "onnx" and got["windows"] == ref["windows"] == 1 + 1 + 1 + 3
+        assert [r["caption"] for r in got["predictions"]] == [r["caption"] for r in ref["predictions"]]
+    assert len(list(cache.rglob("*-windows.safetensors"))) == 2  # torch frames and onnx frames, apart
+    res = CliRunner().invoke(app, ["eval", "captioner", "--model", str(captioner_export), "--manifest",
+                                   str(tmp_path / "m.jsonl"), "--backend", "coreml"])
     assert res.exit_code == 2 and "unknown --backend" in res.output

@@ -64,7 +64,11 @@ def onnx_folder(model: str | os.PathLike, kind: str) -> Path:
         checkpoint_kind(folder, expect=(kind,))  # a wrong or broken checkpoint fails here, named
         sha = checkpoint_sha256(folder)
         cached = cache_root() / f"{kind}-{sha[:16]}"
-        if not (is_export(cached) and read_card(cached)["source"]["sha256"] == sha):
+        try:
+            fresh = is_export(cached) and read_card(cached)["source"]["sha256"] == sha
+        except ExportError:  # an export by an older audiocap (another card format): made again
+            fresh = False
+        if not fresh:
             export_onnx(folder, cached)
         folder = cached
     card = read_card(folder)

@@ -180,6 +180,9 @@ def eval_captioner_cmd(
     precision: str = typer.Option("auto", "--precision", help="Frozen tower arithmetic, as for `audiocap caption` "
                                   "(auto|fp32|bf16); the scored captions are the ones caption prints with it."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the tower and the models (cpu, cuda...)."),
+    backend: str = typer.Option("torch", "--backend", help="torch, or onnx: the frame cache and the captions "
+                                "from ONNX Runtime on an export of --model (one model, fp32), as `caption "
+                                "--backend onnx`."),
 ) -> None:
     """Caption a manifest split and score it with the DCASE metrics; prints the table.
 
@@ -193,13 +196,15 @@ def eval_captioner_cmd(
     from audiocap.evaluation.captioner import caption_split, candidates, score_captions, write_report
     from audiocap.metrics.captioning import Evaluator
 
+    if backend not in ("torch", "onnx"):
+        raise fail(f"unknown --backend '{backend}'; use torch or onnx")
     try:
         from audiocap.metrics.captioning import ALL_METRICS
 
         chosen = [m for m in ALL_METRICS if m not in ("spice", "spider")] if skip_spice else list(ALL_METRICS)
         with step(f"captioning split '{split}' of {manifest} with beam {beam}"):
             report = caption_split([model, *ensemble], manifest, split=split, beam=beam, cache_dir=cache_dir,
-                                   precision=precision, device=device)
+                                   precision=precision, device=device, backend=backend)
         typer.echo(f"  {len(report['predictions'])} clip(s) captioned", err=True)
         slow = " (SPICE runs in Java: the slowest part)" if "spice" in chosen else ""
         with step(f"scoring {len(report['predictions'])} caption(s) with {len(chosen)} metrics{slow}"):

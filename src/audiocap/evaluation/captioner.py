@@ -35,27 +35,38 @@ def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]
 
 def caption_split(checkpoints: Sequence[str | os.PathLike], manifest: str | os.PathLike, *,
                   split: str = "test", beam: int = 3, cache_dir: str | None = None, tower: Any = None,
-                  precision: str = "auto", device: str = "cpu") -> dict[str, Any]:
+                  precision: str = "auto", device: str = "cpu", backend: str = "torch") -> dict[str, Any]:
     """Caption every captioned clip of ``split`` (one model or an ensemble); no scoring.
 
     Each clip gets the caption ``audiocap caption`` prints for its file (module docstring): the
     window frames come from :func:`audiocap.features.cache_window_frames`, which computes them per
     file with the function ``caption`` uses, in the same ``precision`` (auto|fp32|bf16, as
     ``caption --precision``), and are concatenated per clip. Returns the predictions, the
-    reference captions and the settings; :func:`evaluate_captioner` scores them.
+    reference captions and the settings; :func:`evaluate_captioner` scores them. ``backend`` "onnx"
+    runs one model's export on ONNX Runtime (:mod:`audiocap.onnx_backend`; fp32): its tower fills
+    the window cache (under its own key) and its graphs decode.
     """
     import torch
 
+    from audiocap.checkpoint import read_recipe
     from audiocap.data.manifest import read_manifest
     from audiocap.features.cache import cache_window_frames, read_window_frames
+    from audiocap.onnx_backend import OnnxCaptionPipeline, is_export, onnx_folder
 
-    members = [load_captioner(c, device=device) for c in checkpoints]
-    pipe = CaptionPipeline(members, beam=beam, tower=tower, precision=precision, device=device)
+    if backend == "onnx" or is_export(checkpoints[0]):
+        if len(checkpoints) != 1 or tower is not None:
+            raise ValueError("the onnx backend evaluates one captioner with its own tower; drop --ensemble")
+        pipe = OnnxCaptionPipeline(onnx_folder(checkpoints[0], "captioner"), beam=beam)
+        recipe = {} if is_export(checkpoints[0]) else read_recipe(checkpoints[0])
+    else:
+        members = [load_captioner(c, device=device) for c in checkpoints]
+        pipe = CaptionPipeline(members, beam=beam, tower=tower, precision=precision, device=device)
+        recipe = members[0].recipe
     clips = [c for c in read_manifest(manifest) if c.split == split and c.captions]
     if not clips:
         raise ValueError(f"{manifest}: no captioned clips in split '{split}'")
     path = cache_window_frames(pipe.tower, manifest, clips, split, pipe.policy,
-                               cache_dir or members[0].recipe.get("data", {}).get("cache_dir") or None,
+                               cache_dir or recipe.get("data", {}).get("cache_dir") or None,
                                device=pipe.device, precision=pipe.precision, batch_size=pipe.batch_size)
     windows, meta = read_window_frames(path)
     missing = [c.id for c in clips if c.id not in windows]
@@ -67,7 +78,8 @@ def caption_split(checkpoints: Sequence[str | os.PathLike], manifest: str | os.P
             for c, p, h in zip(clips, preds, hyps)]
     return {"predictions": rows, "references": [c.captions for c in clips],
             "models": [str(c) for c in checkpoints], "manifest": str(manifest), "split": split, "beam": beam,
-            "precision": pipe.precision, "audio_policy": pipe.policy.to_dict(),
+            "precision": pipe.precision, "backend": "onnx" if isinstance(pipe, OnnxCaptionPipeline) else "torch",
+            "audio_policy": pipe.policy.to_dict(),
             "windows": int(sum(meta["windows"])), "clips": len(clips),
             "empty_predictions": sum(not p for p in preds)}
 
