@@ -307,3 +307,18 @@ def test_eval_captioner_backend_onnx(captioner_export, clips, tmp_path):
     res = CliRunner().invoke(app, ["eval", "captioner", "--model", str(captioner_export), "--manifest",
                                    str(tmp_path / "m.jsonl"), "--backend", "coreml"])
     assert res.exit_code == 2 and "unknown --backend" in res.output
+
+
+def test_missing_onnx_packages_are_named(tmp_path, monkeypatch):
+    """Without the [onnx] extra, export and --backend onnx say what to install (exit 2, one line)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    monkeypatch.setenv("AUDIOCAP_CACHE", str(tmp_path / "cache"))
+    sf.write(tmp_path / "x.wav", event_clip(3, 2.0), SR)
+    runner = CliRunner()
+    for args in (["export", "onnx", "--out", str(tmp_path / "o")],
+                 ["caption", str(tmp_path / "x.wav"), "--backend", "onnx"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and "onnxruntime package is not installed" in res.output, res.output
+        assert "pip install -e '.[onnx]'" in res.output and "Traceback" not in res.output

@@ -36,7 +36,8 @@ def session(path: str | os.PathLike, *, threads: int | None = None) -> Any:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ExportError("onnxruntime is not installed; run: pip install -e '.[onnx]' (or make setup)") from None
+        raise ExportError("the onnxruntime package is not installed; run: pip install -e '.[onnx]' "
+                          "(make setup installs it)") from None
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.inter_op_num_threads = 1

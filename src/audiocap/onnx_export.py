@@ -317,6 +317,12 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike) -> Path:
     and write ``out/model_card.json`` last, so a folder with a card is a complete export."""
     from audiocap.checkpoint import checkpoint_kind
 
+    for package in ("onnx", "onnxruntime"):
+        try:
+            __import__(package)
+        except ImportError:
+            raise ExportError(f"the {package} package is not installed; run: pip install -e '.[onnx]' "
+                              "(make setup installs it)") from None
     folder, out = Path(model), Path(out)
     kind = checkpoint_kind(folder, expect=tuple(EXPORTERS))
     if (out / CARD).exists():
