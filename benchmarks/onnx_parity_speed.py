@@ -139,7 +139,8 @@ def main() -> None:
     fns = {"torch_fp32": lambda: t_pipe.caption_wave(ten), f"torch_auto_{auto}": lambda: t_auto.caption_wave(ten),
            "onnx_fp32": lambda: o_pipe.caption_wave(ten)}
     speed = timeit(fns, args.repeats)
-    towers = timeit({"torch_fp32": lambda: t_pipe.window_frames(ten), f"torch_auto_{auto}": lambda: t_auto.window_frames(ten),
+    towers = timeit({"torch_fp32": lambda: t_pipe.window_frames(ten),
+                     f"torch_auto_{auto}": lambda: t_auto.window_frames(ten),
                      "onnx_fp32": lambda: o_pipe.window_frames(ten)}, args.repeats)
     report["caption_10s"] = {n: {**v, "rtf": round(v["wall_s"] / 10.0, 5), "tower_wall_s": towers[n]["wall_s"],
                                  "tower_cpu_s": towers[n]["cpu_s"]} for n, v in speed.items()}

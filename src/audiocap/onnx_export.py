@@ -238,7 +238,8 @@ def _export_clap(folder: Path, out: Path, parity: dict[str, float]) -> dict[str,
     if calibration.is_file():
         shutil.copyfile(calibration, out / "calibration.json")
     card |= {"audio_policy": model.audio_policy.to_dict(), "embed_dim": int(model.cfg.embed_dim),
-             "logit_scale": float(model.scale().detach()), "text": {"tokenizer": "tokenizer", "max_tokens": tower.max_tokens},
+             "logit_scale": float(model.scale().detach()),
+             "text": {"tokenizer": "tokenizer", "max_tokens": tower.max_tokens},
              "calibration": "calibration.json" if calibration.is_file() else None}
     return card
 
