@@ -176,7 +176,7 @@ def eval_captioner_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for metrics.json and predictions.csv "
                                        "(default: `<model>/eval-<split>-beam<k>`)."),
     cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Frame cache (default: the recipe's)."),
-    skip_spice: bool = typer.Option(False, "--skip-spice", help="Leave out SPICE/SPIDEr (slow Java parser)."),
+    skip_spice: bool = typer.Option(False, "--skip-spice", help="Leave out SPICE and the SPIDEr scores (slow Java parser)."),
     precision: str = typer.Option("auto", "--precision", help="Frozen tower arithmetic, as for `audiocap caption` "
                                   "(auto|fp32|bf16); the scored captions are the ones caption prints with it."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the tower and the models (cpu, cuda...)."),
@@ -201,7 +201,8 @@ def eval_captioner_cmd(
     try:
         from audiocap.metrics.captioning import ALL_METRICS
 
-        chosen = [m for m in ALL_METRICS if m not in ("spice", "spider")] if skip_spice else list(ALL_METRICS)
+        chosen = [m for m in ALL_METRICS if m not in ("spice", "spider", "spider_audiocap_fluency")] if skip_spice \
+            else list(ALL_METRICS)
         with step(f"captioning split '{split}' of {manifest} with beam {beam}"):
             report = caption_split([model, *ensemble], manifest, split=split, beam=beam, cache_dir=cache_dir,
                                    precision=precision, device=device, backend=backend)

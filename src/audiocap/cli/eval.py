@@ -19,7 +19,8 @@ def captions(
                               "AudioCaps (audiocap_id, youtube_id, start_time, caption) or id,caption rows."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated subset of: bleu_1, bleu_2, "
                                           "bleu_3, bleu_4, meteor, rouge_l, cider_d, spice, spider, spider_fl, "
-                                          "sbert_sim, vocab (default: all)."),
+                                          "sbert_sim, vocab, fluency_error_rate, spider_audiocap_fluency "
+                                          "(default: all)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write corpus and per-item scores to this JSON file."),
     spice_dir: Optional[Path] = typer.Option(None, "--spice-dir", envvar="AUDIOCAP_SPICE_DIR",
                                              help="SPICE folder made by `audiocap metrics setup-spice` "
@@ -29,7 +30,10 @@ def captions(
     SPICE, SPIDEr) plus sbert_sim and vocabulary size; print a table, optionally write JSON.
 
     SPICE and SPIDEr need a SPICE folder (`audiocap metrics setup-spice`); without one they are
-    reported unavailable with the reason. SPIDEr-FL is always unavailable (no fluency detector).
+    reported unavailable with the reason. SPIDEr-FL is always unavailable (FENSE's fluency detector
+    cannot be obtained); fluency_error_rate (share of captions audiocap's own detector flags: repeated
+    words or events, missing verbs, cut-off endings) and spider_audiocap_fluency (SPIDEr x 0.1 on
+    flagged captions) use audiocap's detector instead.
     With several --pred files the table has one row per file and --out holds every system.
     """
     from rich.console import Console

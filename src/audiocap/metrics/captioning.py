@@ -5,6 +5,8 @@ Every metric takes ``candidates`` (list[str], one per item) and ``references``
 the corpus score and per-item scores. The n-gram metrics follow coco-caption (Chen et al., 2015)
 exactly (tested against pycocoevalcap); METEOR and SPICE run the official jars. A metric that
 cannot run here is returned with ``available=False`` and the reason, never estimated.
+``fluency_error_rate`` and ``spider_audiocap_fluency`` use audiocap's own fluency-error detector
+(:mod:`audiocap.metrics.fluency`), not FENSE's, so they carry audiocap's names.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from audiocap.fileio import atomic_write_json
 from audiocap.metrics.base import MetricInputError, MetricResult, check_inputs, prepare
+from audiocap.metrics.fluency import fluency_error_rate, spider_audiocap_fluency
 from audiocap.metrics.meteor import meteor
 from audiocap.metrics.ngram import bleu, cider_d, ngram_metrics, rouge_l
 from audiocap.metrics.spice import spice, spice_many, spider, spider_fl
@@ -24,12 +27,12 @@ from audiocap.text.tokenize import ptb_tokenize
 
 __all__ = [
     "ALL_METRICS", "DEFAULT_METRICS", "Evaluator", "MetricInputError", "MetricResult", "bleu",
-    "cider_d", "meteor", "ngram_metrics", "rouge_l", "sbert_sim", "sbert_sim_many", "spice", "spice_many",
-    "spider", "spider_fl", "vocab",
+    "cider_d", "fluency_error_rate", "meteor", "ngram_metrics", "rouge_l", "sbert_sim", "sbert_sim_many", "spice",
+    "spice_many", "spider", "spider_audiocap_fluency", "spider_fl", "vocab",
 ]
 
 ALL_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice",
-               "spider", "spider_fl", "sbert_sim", "vocab")
+               "spider", "spider_fl", "sbert_sim", "vocab", "fluency_error_rate", "spider_audiocap_fluency")
 DEFAULT_METRICS = ALL_METRICS
 
 
@@ -138,11 +141,11 @@ class Evaluator:
                 res = fn(name)
                 outs[name].update(res if isinstance(res, dict) else {label: res})
 
-        if want & {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider_d", "spider"}:
+        if want & {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider_d", "spider", "spider_audiocap_fluency"}:
             run("bleu, rouge_l, cider_d", lambda n: ngram_metrics(*prepared[n], tokenized=True))
         if "meteor" in want:
             run("meteor", lambda n: meteor(*prepared[n], tokenized=True))
-        if want & {"spice", "spider"}:
+        if want & {"spice", "spider", "spider_audiocap_fluency"}:
             self.progress("spice")
             batched = spice_many({n: p[0] for n, p in prepared.items()}, refs_tok,
                                  tokenized=True, folder=self.spice_dir, memory=self.spice_memory)
@@ -150,7 +153,7 @@ class Evaluator:
                 outs[name]["spice"] = batched[name]
         for name, (cands, refs) in prepared.items():
             out = outs[name]
-            if "spider" in want:
+            if want & {"spider", "spider_audiocap_fluency"}:
                 out["spider"] = spider(out["cider_d"], out["spice"])
             if "spider_fl" in want:
                 out["spider_fl"] = spider_fl()
@@ -160,6 +163,12 @@ class Evaluator:
             self.progress("sbert_sim")
             for name, res in sbert_sim_many(systems, references).items():
                 outs[name]["sbert_sim"] = res
+        if want & {"fluency_error_rate", "spider_audiocap_fluency"}:
+            for name, cands in systems.items():
+                self.progress(f"fluency_error_rate [{name}]" if name else "fluency_error_rate")
+                fluency = outs[name]["fluency_error_rate"] = fluency_error_rate(list(cands))
+                if "spider_audiocap_fluency" in want:
+                    outs[name]["spider_audiocap_fluency"] = spider_audiocap_fluency(outs[name]["spider"], fluency)
         return {name: {m: outs[name][m] for m in self.metrics} for name in systems}
 
     @staticmethod

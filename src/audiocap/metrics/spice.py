@@ -156,4 +156,4 @@ def spider_fl(*_args, **_kwargs) -> MetricResult:
     detector that cannot be obtained here; always reported unavailable, never estimated."""
     return MetricResult.unavailable(
         "spider_fl", "its fluency-error detector (FENSE's) is not available offline; "
-        "SPIDEr-FL is never estimated")
+        "SPIDEr-FL is never estimated (audiocap's own detector gives spider_audiocap_fluency)")

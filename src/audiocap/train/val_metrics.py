@@ -33,8 +33,8 @@ SPICE_METRICS = frozenset({"spice", "spider"})
 
 
 def monitor_mode(monitor: str) -> str:
-    """"min" for validation CE, "max" for every caption metric (higher is better)."""
-    return "min" if monitor == "val/ce" else "max"
+    """"min" for validation CE and the fluency-error rate, "max" for every other caption metric."""
+    return "min" if monitor in ("val/ce", "val/fluency_error_rate") else "max"
 
 
 def check_monitor(monitor: str, metrics: Sequence[str], every: int) -> None:
