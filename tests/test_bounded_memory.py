@@ -4,8 +4,9 @@ captioned as a stream, with the numbers of the whole-wave path.
 - ``stream_audio`` chunks concatenate to ``load_audio``'s wave bit for bit (soxr's stream
   resampler equals its one-shot call), and ``stream_windows`` cuts the windows of
   ``audio_windows`` from any chunking.
-- On a 60-s file the shipped captioner and CLAP model give the same captions (texts, scores,
-  flags) and embeddings through the stream as through the whole wave in memory; a 90-s file is
+- On a 60-s file the shipped captioner and CLAP model give the same captions (texts, flags;
+  scores and embeddings within float rounding: the towers take 4 windows at a time instead of
+  all) through the stream as through the whole wave in memory; a 90-s file is
   captioned per window by default, ``--whole`` gives the whole-wave caption.
 - A 20-minute file is indexed, queried and captioned (small stand-in models) with the numpy
   memory traced: the peak stays a batch of windows, where holding the wave took 77 MB and more.
@@ -127,8 +128,10 @@ def test_sixty_seconds_same_captions_and_embeddings_as_the_whole_wave(tmp_path, 
     new_whole = caption_files([path], [shipped["captioner"]])  # the default: one caption up to 60 s
     new_windows = caption_files([path], [shipped["captioner"]], per_window=True)
     assert len(old_whole) == 1 and len(old_windows) == 6
-    assert new_whole == old_whole  # text, score, flag and confidence
-    assert new_windows == old_windows
+    assert new_whole == old_whole  # up to 60 s: the whole wave, text, score, flag and confidence
+    assert [(c.start, c.end, c.text, c.flag, c.confidence) for c in new_windows] == \
+        [(c.start, c.end, c.text, c.flag, c.confidence) for c in old_windows]
+    assert [c.score for c in new_windows] == pytest.approx([c.score for c in old_windows], abs=1e-4)
     assert sum(c.flag is None for c in old_windows) >= 4  # sound events, decoded (not "silence")
 
     emb = shipped["embedder"]
@@ -192,7 +195,7 @@ def traced_peak(fn) -> tuple[object, float]:
 
 def test_twenty_minutes_are_indexed_and_captioned_in_a_few_megabytes(tmp_path):
     """The wave of 20 minutes at 16 kHz is 77 MB as float32; streamed, the traced peak is a
-    batch of windows (4 for CLAP, 16 for the captioner's tower). Before, load_audio held the
+    batch of windows (4 through a tower at once). Before, load_audio held the
     wave and its decoded blocks: over 150 MB."""
     import dataclasses
 
@@ -230,7 +233,7 @@ def test_twenty_minutes_are_indexed_and_captioned_in_a_few_megabytes(tmp_path):
                     extras={"vocab": vocab.to_json()})
     caps, peak = traced_peak(lambda: caption_files([path], [tmp_path / "captioner"], beam=1))
     assert [(c.start, c.end) for c in caps] == [(10.0 * i, 10.0 * (i + 1)) for i in range(120)]
-    assert peak < 40, f"caption traced {peak:.0f} MB"  # 16 windows of 10 s go through the tower at once
+    assert peak < 25, f"caption traced {peak:.0f} MB"
 
 
 def run_measured(cmd: list[str], log: Path) -> tuple[int, float, float]:

@@ -19,7 +19,8 @@ Files are decoded as a stream (:func:`audiocap.audio.io.stream_audio`) and cut i
 the samples arrive (:func:`audiocap.audio.policy.stream_windows`); windows are embedded and
 captioned a batch at a time, so memory does not grow with the length of a file (issue 20 item 2:
 a 1-hour WAV took 2.5 GB as one array). The captions are those of the whole wave in memory
-(:meth:`CaptionPipeline.caption_wave`; same batches, same numbers). One caption for a file longer
+(:meth:`CaptionPipeline.caption_wave`: the same decoding batches; the tower takes fewer windows
+at once, so scores agree within float rounding). One caption for a file longer
 than ``PER_WINDOW_SECONDS`` (``per_window=False``) keeps every window's frame embeddings (about
 8 KB per 10 s with the shipped tower) but not the wave; its judgement (below) then combines the
 windows': "silence" when every window is silent, else the mean confidence of the sounding
@@ -66,6 +67,9 @@ from audiocap.models.captioner import Captioner, CaptionerConfig
 from audiocap.text.vocab import Vocab
 
 PER_WINDOW_SECONDS = 60.0  # longer files get one caption per window unless one caption is asked for
+# Windows per tower call when streaming: the aisfx tower's activations for 16 windows of 10 s at 44.1 kHz
+# take ~700 MB at their peak, for 4 ~285 MB (frames equal to 16 at a time within float rounding, ~1e-7).
+TOWER_WINDOWS = 4
 
 CAPTIONERS: dict[str, str] = {
     "captioner": "audiocap.captioning:caption_files",
@@ -295,15 +299,14 @@ class CaptionPipeline:
 
     def _embedded(self, windows: Iterator[tuple[np.ndarray, tuple[float, float]]]
                   ) -> Iterator[tuple[tuple[float, float], Judgement, torch.Tensor]]:
-        """``(span, judgement, frames)`` of each window, the tower run ``batch_size`` windows at a
-        time: the batches :meth:`window_frames` makes of the whole wave."""
+        """``(span, judgement, frames)`` of each window, the tower run on ``TOWER_WINDOWS`` windows
+        at a time (fewer than :meth:`window_frames` takes at once, to bound the activations)."""
         from audiocap.features.towers import embed_waves
 
-        sr = int(self.tower.sample_rate)
-        while batch := list(itertools.islice(windows, self.batch_size)):
+        sr, size = int(self.tower.sample_rate), min(self.batch_size, TOWER_WINDOWS)
+        while batch := list(itertools.islice(windows, size)):
             waves = [w for w, _ in batch]
-            frames = embed_waves(self.tower, waves, batch_size=self.batch_size, device=self.device,
-                                 precision=self.precision)
+            frames = embed_waves(self.tower, waves, batch_size=size, device=self.device, precision=self.precision)
             for (wave, span), f in zip(batch, frames):
                 yield span, judge(wave, sr), f
 
