@@ -67,7 +67,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from audiocap.fileio import atomic_write_json
-    from audiocap.metrics.captioning import Evaluator
+    from audiocap.metrics.evaluator import Evaluator
 
     names = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d"]
     extra = ["spice", "spider"] if args.spice else []

@@ -44,7 +44,7 @@ def main() -> None:
 
     from audiocap.evaluation.captioner import caption_split, candidates
     from audiocap.fileio import atomic_write_json
-    from audiocap.metrics.captioning import Evaluator
+    from audiocap.metrics.evaluator import Evaluator
     from audiocap.metrics.fluency import ERROR_KINDS, fluency_error_rate
     from audiocap.pretrained import default_model
 

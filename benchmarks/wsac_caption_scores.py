@@ -1,6 +1,6 @@
 """Caption scores for WSAC experiments, from audiocap's own metrics (:mod:`audiocap.metrics`).
 
-One adapter so every WSAC benchmark scores with :class:`audiocap.metrics.captioning.Evaluator`
+One adapter so every WSAC benchmark scores with :class:`audiocap.metrics.evaluator.Evaluator`
 (coco-caption BLEU-1..4, ROUGE-L and CIDEr-D re-implemented and tested against pycocoevalcap,
 METEOR 1.5 and SPICE 1.0 through their official jars, SPIDEr, Sentence-BERT cosine, vocabulary
 size) — the same code that scores the supervised captioner, so the rows of one table are
@@ -20,7 +20,7 @@ def score_systems(systems: dict[str, list[str]], references: list[list[str]],
     references, computed by audiocap's Evaluator (Chen et al., 2015 coco-caption definitions;
     SPICE, Anderson et al. 2016, runs once for all systems). A metric that cannot run here maps to
     None, never to an estimate."""
-    from audiocap.metrics.captioning import Evaluator
+    from audiocap.metrics.evaluator import Evaluator
 
     # an empty caption is scored as the word "empty" (as audiocap's captioner evaluation does):
     # the Evaluator rejects empty candidates, and dropping the item would flatter the corpus score

@@ -20,7 +20,7 @@ if [[ $step == eval || $step == all ]]; then
   nice -n 10 python - "$MANIFEST" "$RUNS" $NAMES <<'PY'
 import os, sys, time
 from audiocap.evaluation.captioner import caption_split, candidates, write_report
-from audiocap.metrics.captioning import ALL_METRICS, Evaluator
+from audiocap.metrics.evaluator import ALL_METRICS, Evaluator
 manifest, runs, *names = sys.argv[1:]
 jobs = [(f"{n}-beam{k}", [f"{runs}/{n}/checkpoint"], k) for n in names for k in (1, 3)]
 jobs += [(f"ensemble_ce+ntxent-beam{k}", [f"{runs}/foley_ce/checkpoint", f"{runs}/foley_ntxent/checkpoint"], k)

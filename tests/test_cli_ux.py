@@ -114,7 +114,7 @@ def test_a_fast_bar_in_a_log_file_ends_with_its_final_state(tmp_path):
 
 def test_eval_captioner_says_what_it_is_doing(tmp_path, monkeypatch):
     import audiocap.evaluation.captioner as ev
-    from audiocap.metrics.captioning import Evaluator
+    from audiocap.metrics.evaluator import Evaluator
 
     calls = []
     monkeypatch.setattr(ev, "caption_split", lambda *a, **k: calls.append("caption") or {

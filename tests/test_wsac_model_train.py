@@ -9,7 +9,7 @@ import torch
 
 from audiocap.checkpoint import read_extra, read_recipe
 from audiocap.data.caption_files import CaptionFileError, read_caption_groups
-from audiocap.decoding.search import beam_search, greedy_search
+from audiocap.decoding.beam import beam_search, greedy_search
 from audiocap.decoding.wsac import PrefixScorer, load_wsac
 from audiocap.losses import caption_ce
 from audiocap.models.prefix_decoder import PrefixDecoder, PrefixDecoderConfig
@@ -137,7 +137,7 @@ def _sequence_logprob(model, emb, seq):
 
 
 def test_shared_beam_search_finds_the_exact_best_caption_of_a_toy_decoder():
-    """WSAC decodes through audiocap.decoding.search; with a beam as wide as every prefix it must return
+    """WSAC decodes through audiocap.decoding.beam; with a beam as wide as every prefix it must return
     the most probable finished caption found by enumerating all of them, with the model's own log-prob."""
     import itertools
 

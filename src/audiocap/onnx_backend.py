@@ -175,7 +175,7 @@ class OnnxClapEmbedder:
 
 
 class OnnxCaptionerScorer:
-    """Beam-search scorer (:mod:`audiocap.decoding.search`) over ``captioner_encoder.onnx`` and
+    """Beam-search scorer (:mod:`audiocap.decoding.beam`) over ``captioner_encoder.onnx`` and
     ``captioner_step.onnx``; the state is the key/value cache as numpy arrays."""
 
     device = torch.device("cpu")

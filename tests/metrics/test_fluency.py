@@ -131,7 +131,7 @@ def test_shipped_detector_rarely_flags_human_captions(shared):
 @needs_shipped
 def test_evaluator_and_cli_report_audiocaps_fluency_metrics(tmp_path):
     from audiocap.cli import app
-    from audiocap.metrics.captioning import Evaluator
+    from audiocap.metrics.evaluator import Evaluator
 
     refs = [["a door opens and closes", "a door is opened"], ["a man talks", "a person speaks"]]
     cands = ["a door opens and a door opens and a door opens", "a man talks"]

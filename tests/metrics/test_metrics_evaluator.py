@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audiocap.cli import app
-from audiocap.metrics.captioning import Evaluator, sbert_sim, sbert_sim_many, vocab
+from audiocap.metrics.evaluator import Evaluator, sbert_sim, sbert_sim_many, vocab
 from audiocap.metrics.ngram import bleu, cider_d, ngram_metrics, rouge_l
 from audiocap.metrics.spice import spice_status
 from audiocap.metrics.spice_setup import SpiceSetupError, setup_spice

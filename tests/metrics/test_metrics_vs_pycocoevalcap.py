@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from audiocap.metrics.base import MetricInputError
-from audiocap.metrics.captioning import bleu, cider_d, meteor, rouge_l
+from audiocap.metrics.evaluator import bleu, cider_d, meteor, rouge_l
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers_metrics import audiocaps_groups, clotho_pairs  # noqa: E402

@@ -194,12 +194,12 @@ def eval_captioner_cmd(
     from audiocap.data.manifest import ManifestError
     from audiocap.cli.progress import step
     from audiocap.evaluation.captioner import caption_split, candidates, score_captions, write_report
-    from audiocap.metrics.captioning import Evaluator
+    from audiocap.metrics.evaluator import Evaluator
 
     if backend not in ("torch", "onnx"):
         raise fail(f"unknown --backend '{backend}'; use torch or onnx")
     try:
-        from audiocap.metrics.captioning import ALL_METRICS
+        from audiocap.metrics.evaluator import ALL_METRICS
 
         chosen = [m for m in ALL_METRICS if m not in ("spice", "spider", "spider_audiocap_fluency")] if skip_spice \
             else list(ALL_METRICS)

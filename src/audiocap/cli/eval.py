@@ -41,7 +41,7 @@ def captions(
 
     from audiocap.metrics.base import MetricInputError
     from audiocap.metrics.caption_csv import CaptionCSVError, align
-    from audiocap.metrics.captioning import Evaluator
+    from audiocap.metrics.evaluator import Evaluator
 
     console = Console(stderr=True)
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None

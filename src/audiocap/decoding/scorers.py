@@ -1,4 +1,4 @@
-"""Scorers that plug captioners into :mod:`audiocap.decoding.search`: one model or an ensemble.
+"""Scorers that plug captioners into :mod:`audiocap.decoding.beam`: one model or an ensemble.
 
 An ensemble of captioners that share a vocabulary averages their per-step log-probabilities
 (the ensembling of the Xiaomi DCASE 2023 captioner and other DCASE Task 6 systems): at each

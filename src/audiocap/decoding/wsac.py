@@ -146,7 +146,7 @@ class WSAC:
 
         Kouzelis & Katsouros (2023): direct, nearest-neighbour (NND) or projection decoding.
         """
-        from audiocap.decoding.search import beam_search, greedy_search
+        from audiocap.decoding.beam import beam_search, greedy_search
 
         v = self.vocab
         scorer = PrefixScorer(self.model, bos_id=v.bos_id, eos_id=v.eos_id, pad_id=v.pad_id)

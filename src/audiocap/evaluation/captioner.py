@@ -22,13 +22,13 @@ from audiocap.fileio import atomic_write_text
 
 def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]], *,
                    metrics: Sequence[str] | None = None) -> dict[str, Any]:
-    """``{metric: MetricResult}`` from :class:`audiocap.metrics.captioning.Evaluator` (all metrics).
+    """``{metric: MetricResult}`` from :class:`audiocap.metrics.evaluator.Evaluator` (all metrics).
 
     The single adapter between the captioner and :mod:`audiocap.metrics` (coco-caption BLEU,
     METEOR 1.5, ROUGE-L, CIDEr-D, SPICE/SPIDEr, Sentence-BERT similarity, vocabulary size);
     nothing is re-implemented here, and a metric that cannot run here comes back unavailable.
     """
-    from audiocap.metrics.captioning import Evaluator
+    from audiocap.metrics.evaluator import Evaluator
 
     return Evaluator(metrics)(list(candidates), [list(r) for r in references])
 
@@ -107,7 +107,7 @@ def evaluate_captioner(checkpoints: Sequence[str | os.PathLike], manifest: str |
 
 def write_report(report: dict[str, Any], out_dir: str | os.PathLike) -> tuple[str, str]:
     """Write ``metrics.json`` (scores, per-item scores, settings) and ``predictions.csv`` atomically."""
-    from audiocap.metrics.captioning import Evaluator
+    from audiocap.metrics.evaluator import Evaluator
 
     os.makedirs(out_dir, exist_ok=True)
     js = os.path.join(out_dir, "metrics.json")

@@ -1,7 +1,7 @@
 """audiocap.metrics: caption metrics (coco-caption compatible) and retrieval metrics (DCASE 6B)."""
 
 from audiocap.metrics.base import MetricInputError, MetricResult
-from audiocap.metrics.captioning import (
+from audiocap.metrics.evaluator import (
     ALL_METRICS, Evaluator, bleu, cider_d, meteor, ngram_metrics, rouge_l, sbert_sim, spice,
     spider, spider_fl, vocab,
 )

@@ -8,7 +8,7 @@ frozen-tower frames training already holds (the cached first ``clip_seconds`` of
 audio is read and the tower does not run) and logs ``val/<metric>`` for the chosen
 :mod:`audiocap.metrics` (CIDEr-D, SPICE, SPIDEr, sbert_sim...), which the captioner's checkpoint
 writer can then monitor (``train.monitor``). Every value comes from
-:class:`audiocap.metrics.captioning.Evaluator`; nothing is re-implemented here.
+:class:`audiocap.metrics.evaluator.Evaluator`; nothing is re-implemented here.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import lightning as L
 import torch
 
 from audiocap.decoding.scorers import CaptionerScorer
-from audiocap.decoding.search import Hypothesis, beam_search, greedy_search
+from audiocap.decoding.beam import Hypothesis, beam_search, greedy_search
 from audiocap.fileio import atomic_write_json
 from audiocap.models.captioner import Captioner
 from audiocap.text.vocab import Vocab
@@ -39,7 +39,7 @@ def monitor_mode(monitor: str) -> str:
 
 def check_monitor(monitor: str, metrics: Sequence[str], every: int) -> None:
     """Raise ValueError (one line, with the fix) when ``monitor`` cannot be computed by the recipe."""
-    from audiocap.metrics.captioning import ALL_METRICS
+    from audiocap.metrics.evaluator import ALL_METRICS
 
     unknown = [m for m in metrics if m not in ALL_METRICS or m in ("vocab", "spider_fl")]
     if unknown:
@@ -108,7 +108,7 @@ class CaptionMetrics(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, task: L.LightningModule) -> None:
         if trainer.sanity_checking or not self.due(trainer):
             return
-        from audiocap.metrics.captioning import Evaluator
+        from audiocap.metrics.evaluator import Evaluator
 
         start = time.perf_counter()
         captions = decode_frames(task.model, self.vocab, self.frames, beam=self.beam, alpha=self.alpha,
