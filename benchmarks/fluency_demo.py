@@ -45,7 +45,7 @@ def main() -> None:
     from audiocap.evaluation.captioner import caption_split, candidates
     from audiocap.fileio import atomic_write_json
     from audiocap.metrics.evaluator import Evaluator
-    from audiocap.metrics.fluency import ERROR_KINDS, fluency_error_rate
+    from audiocap.metrics.fluency import ERROR_KINDS, fluency_error_rate, normalize
     from audiocap.pretrained import default_model
 
     model = args.model or str(default_model("captioner"))
@@ -81,6 +81,7 @@ def main() -> None:
         "human_all_captions_rate": round(human_all.score, 4) if human_all.available else None,
         "human_captions": len(refs) * len(refs[0]),
         "rule_repeated_event": {"count": len(rule), "examples": [cands[i] for i in rule[:10]],
+                                "human_captions": sum(repeats_an_event(normalize(c)) for r in refs for c in r),
                                 "flagged_by_detector": int(sum(flu.per_item[i] for i in rule)) if flu.available else None},
         "predictions": [{"id": i, "caption": c, "p_error": round(float(p), 4)}
                         for i, c, p in zip(ids, cands, flu.extra["error_prob"])] if flu.available else [],
