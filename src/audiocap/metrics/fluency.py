@@ -44,7 +44,7 @@ _CONJ = ("and", "while", "as", "then", "before", "after", "with")
 _DANGLING = ("a", "an", "the", "and", "of", "with", "in", "on", "while", "as", "to", "is", "are", "by", "from")
 _NOT_VERBS = {"ceiling", "building", "something", "anything", "nothing", "everything", "thing", "things",
               "morning", "evening", "clothing", "ring", "king", "wing", "wings", "string", "strings", "spring",
-              "springs", "ding", "during", "bring", "ping", "sling", "swing", "swings", "thing", "plings"}
+              "springs", "ding", "during", "bring", "ping", "sling", "swing", "swings"}
 _WORD = re.compile(r"[a-z0-9']+")
 
 

@@ -28,10 +28,6 @@ from audiocap.fileio import atomic_write_json
 from audiocap.models.captioner import Captioner
 from audiocap.text.vocab import Vocab
 
-# metrics that run the SPICE jar (slow: minutes per call on a cold parse cache)
-SPICE_METRICS = frozenset({"spice", "spider"})
-
-
 def monitor_mode(monitor: str) -> str:
     """"min" for validation CE and the fluency-error rate, "max" for every other caption metric."""
     return "min" if monitor in ("val/ce", "val/fluency_error_rate") else "max"
@@ -135,4 +131,4 @@ class CaptionMetrics(L.Callback):
         self.history = list(state.get("history", []))
 
 
-__all__ = ["SPICE_METRICS", "CaptionMetrics", "check_monitor", "decode_frames", "monitor_mode"]
+__all__ = ["CaptionMetrics", "check_monitor", "decode_frames", "monitor_mode"]
