@@ -25,6 +25,8 @@ def captions(
     spice_dir: Optional[Path] = typer.Option(None, "--spice-dir", envvar="AUDIOCAP_SPICE_DIR",
                                              help="SPICE folder made by `audiocap metrics setup-spice` "
                                              "(default: the user cache)."),
+    spice_workers: int = typer.Option(1, "--spice-workers", help="SPICE JVMs parsing item shards at the same "
+                                      "time (same values as one run; each needs ~2 GB and a core)."),
 ) -> None:
     """Score predicted captions with coco-caption's metrics (BLEU, METEOR, ROUGE-L, CIDEr-D,
     SPICE, SPIDEr) plus sbert_sim and vocabulary size; print a table, optionally write JSON.
@@ -43,6 +45,8 @@ def captions(
     from audiocap.metrics.caption_csv import CaptionCSVError, align
     from audiocap.metrics.evaluator import Evaluator
 
+    if spice_workers < 1:
+        raise fail(f"--spice-workers must be at least 1, got {spice_workers}")
     console = Console(stderr=True)
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     systems: dict[str, list[str]] = {}
@@ -56,7 +60,7 @@ def captions(
             ids = ids_p if ids is None else ids
             systems[key] = cands
         with console.status("scoring ...") as status:
-            evaluator = Evaluator(names, spice_dir=spice_dir,
+            evaluator = Evaluator(names, spice_dir=spice_dir, spice_workers=spice_workers,
                                   progress=lambda name: status.update(f"scoring {escape(name)} ..."))
             results = evaluator.evaluate_many(systems, references)
     except (CaptionCSVError, MetricInputError, ValueError) as exc:

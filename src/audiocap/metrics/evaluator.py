@@ -93,12 +93,13 @@ class Evaluator:
 
     ``metrics``: names from :data:`ALL_METRICS` (default: all). ``spice_dir`` points at a SPICE
     folder (default ``$AUDIOCAP_SPICE_DIR`` or the user cache). ``progress`` is called with the
-    name of each metric group before it runs.
+    name of each metric group before it runs. ``spice_workers`` JVMs parse SPICE's item shards
+    at the same time (same values as one run).
     """
 
     def __init__(self, metrics: Iterable[str] | None = None, *,
                  spice_dir: str | os.PathLike | None = None, spice_memory: str = "8G",
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, spice_workers: int = 1):
         self.metrics = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
         unknown = [m for m in self.metrics if m not in ALL_METRICS]
         if unknown:
@@ -106,6 +107,7 @@ class Evaluator:
                              f"{', '.join(ALL_METRICS)}")
         self.spice_dir = spice_dir
         self.spice_memory = spice_memory
+        self.spice_workers = spice_workers
         self.progress = progress or (lambda name: None)
 
     def __call__(self, candidates: list[str], references: list[list[str]]) -> dict[str, MetricResult]:
@@ -148,7 +150,8 @@ class Evaluator:
         if want & {"spice", "spider", "spider_audiocap_fluency"}:
             self.progress("spice")
             batched = spice_many({n: p[0] for n, p in prepared.items()}, refs_tok,
-                                 tokenized=True, folder=self.spice_dir, memory=self.spice_memory)
+                                 tokenized=True, folder=self.spice_dir, memory=self.spice_memory,
+                                 workers=self.spice_workers)
             for name in systems:
                 outs[name]["spice"] = batched[name]
         for name, (cands, refs) in prepared.items():

@@ -64,26 +64,45 @@ def java_command(folder: Path, *, memory: str = "8G") -> list[str]:
 
 
 def run_spice(items: list[dict], folder: Path, *, cache: bool = True, memory: str = "8G",
-              timeout: float | None = None) -> list[dict]:
-    """Run the official SPICE scorer once on ``items`` (``image_id``, ``test``, ``refs``).
+              timeout: float | None = None, workers: int = 1) -> list[dict]:
+    """Run the official SPICE scorer on ``items`` (``image_id``, ``test``, ``refs``).
 
     Equivalent to coco-caption's ``java -jar spice-1.0.jar IN.json -cache DIR -out OUT.json
     -subset -silent``, with the jar's own ``lib/`` plus Nashorn on the class path (needed since
     Java 15). Returns SPICE's JSON output (one dict per item, ``scores`` per category).
+    ``workers`` > 1 splits the items into that many contiguous shards, each scored by its own
+    JVM at the same time (CoreNLP parsing is the cost, and SPICE scores every item on its own,
+    so the merged output equals one run's); the shards share the parse cache.
     """
+    workers = max(1, min(int(workers), len(items)))
+    bounds = [round(i * len(items) / workers) for i in range(workers + 1)]
     with tempfile.TemporaryDirectory(prefix="audiocap-spice-") as tmp:
-        in_file, out_file = Path(tmp) / "in.json", Path(tmp) / "out.json"
-        in_file.write_text(json.dumps(items))
-        cmd = [*java_command(folder, memory=memory), str(in_file)]
-        if cache:
-            (folder / "cache").mkdir(exist_ok=True)
-            cmd += ["-cache", str(folder / "cache")]
-        cmd += ["-out", str(out_file), "-subset", "-silent"]
-        proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0 or not out_file.exists():
-            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-            raise SpiceSetupError(f"SPICE exited with code {proc.returncode}: {tail[:400]}")
-        return json.loads(out_file.read_text())
+        runs = []
+        for k in range(workers):
+            in_file, out_file = Path(tmp) / f"in{k}.json", Path(tmp) / f"out{k}.json"
+            in_file.write_text(json.dumps(items[bounds[k] : bounds[k + 1]]))
+            cmd = [*java_command(folder, memory=memory), str(in_file)]
+            if cache:
+                (folder / "cache").mkdir(exist_ok=True)
+                cmd += ["-cache", str(folder / "cache")]
+            cmd += ["-out", str(out_file), "-subset", "-silent"]
+            log = Path(tmp) / f"log{k}.txt"  # a file, not a pipe: no shard can block on a full pipe
+            with open(log, "w") as fh:
+                runs.append((subprocess.Popen(cmd, cwd=folder, stdout=fh, stderr=subprocess.STDOUT), out_file, log))
+        out: list[dict] = []
+        try:
+            for proc, out_file, log in runs:
+                proc.wait(timeout=timeout)
+                if proc.returncode != 0 or not out_file.exists():
+                    tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+                    raise SpiceSetupError(f"SPICE exited with code {proc.returncode}: {tail[:400]}")
+                out += json.loads(out_file.read_text())
+        finally:
+            for proc, _, _ in runs:  # a failed or timed-out shard stops the others
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        return out
 
 
 def _result(out: dict, keys: list[str]) -> MetricResult:
@@ -95,7 +114,7 @@ def _result(out: dict, keys: list[str]) -> MetricResult:
 
 def spice_many(systems: dict[str, list[str]], references: list[list[str]], *,
                folder: str | os.PathLike | None = None, tokenized: bool = False,
-               cache: bool = True, memory: str = "8G") -> dict[str, MetricResult]:
+               cache: bool = True, memory: str = "8G", workers: int = 1) -> dict[str, MetricResult]:
     """SPICE (Anderson et al., 2016) of several systems' candidates against the same references,
     from ONE run of the official jar: ``{system: MetricResult}``.
 
@@ -103,7 +122,8 @@ def spice_many(systems: dict[str, list[str]], references: list[list[str]], *,
     references) and coco-caption's corpus score is the mean of the item F-scores, so scoring all
     systems' items in one JVM gives exactly the per-system results of separate runs while
     starting Java and CoreNLP once and parsing each reference once. Unavailable (with the
-    reason) for every system when the SPICE folder is missing or the run fails.
+    reason) for every system when the SPICE folder is missing or the run fails. ``workers``:
+    JVMs parsing item shards at the same time (:func:`run_spice`).
     """
     if not systems:
         return {}
@@ -115,7 +135,7 @@ def spice_many(systems: dict[str, list[str]], references: list[list[str]], *,
     items = [{"image_id": f"{s}:{i}", "test": c, "refs": r}
              for s, name in enumerate(names) for i, (c, r) in enumerate(zip(*prepared[name]))]
     try:
-        out = run_spice(items, path, cache=cache, memory=memory)
+        out = run_spice(items, path, cache=cache, memory=memory, workers=workers)
     except (SpiceSetupError, OSError, subprocess.SubprocessError) as exc:
         why = f"SPICE failed to run from {path}: {exc}"
         return {name: MetricResult.unavailable("spice", why) for name in systems}
@@ -129,7 +149,7 @@ def spice_many(systems: dict[str, list[str]], references: list[list[str]], *,
 
 def spice(candidates: list[str], references: list[list[str]], *,
           folder: str | os.PathLike | None = None, tokenized: bool = False, cache: bool = True,
-          memory: str = "8G") -> MetricResult:
+          memory: str = "8G", workers: int = 1) -> MetricResult:
     """SPICE F-score (Anderson et al., 2016) from the official jar, per item and corpus.
 
     Inputs are PTB-tokenized and lower-cased as coco-caption does, then scored in one JVM run
@@ -138,7 +158,7 @@ def spice(candidates: list[str], references: list[list[str]], *,
     SPICE folder is missing or unusable the result is unavailable with the reason.
     """
     return spice_many({"_": candidates}, references, folder=folder, tokenized=tokenized,
-                      cache=cache, memory=memory)["_"]
+                      cache=cache, memory=memory, workers=workers)["_"]
 
 
 def spider(cider: MetricResult, spice_result: MetricResult) -> MetricResult:
