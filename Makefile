@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,onnx]"
+	$(BIN)/python -m pip install --quiet -e ".[test,onnx,image]"
 	# aisfx ships the pretrained audio tower; its pinned deps (numpy 1.23, librosa 0.9) do not install
 	$(BIN)/python -m pip install --quiet --no-deps aisfx==0.1.2
 	@touch $(STAMP)

@@ -7,6 +7,9 @@ Contrastive:
 Tagging regularizer (CLAP-TAG):
 - :func:`tag_regularizer`: MSLE or MAE between the tag scores of the tower being trained and
   those of a frozen tagger, added as L = L_CLAP + λ·reg (Xiaomi DCASE 2023 Task 6b report).
+Image tower (CLAIP, same report):
+- :func:`image_text_loss`: one-way InfoNCE image→text; :func:`claip_loss` adds it to L_CLAP or
+  to the CLAP-TAG loss (CLAIP-TAG).
 """
 
 from __future__ import annotations
@@ -87,6 +90,46 @@ def clap_tag_loss(audio_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: 
     lc = clip_loss(audio_emb, text_emb, logit_scale, dup_groups=dup_groups)
     reg = tag_regularizer(tag_scores_trained, tag_scores_frozen, kind)
     return lc + weight * reg, lc, reg
+
+
+def image_text_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float, *,
+                    has_image: torch.Tensor | None = None, dup_groups: torch.Tensor | None = None) -> torch.Tensor:
+    """L(image→text): CE over the logits ``s · I Tᵀ`` where row i's positive is caption i, averaged
+    over the rows whose item has an image (``has_image`` (B,) bool; all when None). One direction
+    only, as in the report: the text side is already pulled by L_CLAP. ``dup_groups`` as in
+    :func:`clip_loss` (captions of the same clip share its picture, so they are not negatives).
+    Zero (with a gradient path) when no item of the batch has an image."""
+    logits = logit_scale * image_emb @ text_emb.t()  # (B, B)
+    if dup_groups is not None:
+        same = dup_groups[:, None] == dup_groups[None, :]
+        same.fill_diagonal_(False)
+        logits = logits.masked_fill(same, float("-inf"))
+    target = torch.arange(logits.shape[0], device=logits.device)
+    per_row = F.cross_entropy(logits, target, reduction="none")  # (B,)
+    if has_image is None:
+        return per_row.mean()
+    keep = has_image.bool()
+    return per_row[keep].mean() if keep.any() else per_row.sum() * 0.0
+
+
+def claip_loss(audio_emb: torch.Tensor, text_emb: torch.Tensor, image_emb: torch.Tensor,
+               logit_scale: torch.Tensor | float, *, image_weight: float = 1.0,
+               has_image: torch.Tensor | None = None, dup_groups: torch.Tensor | None = None,
+               tag_scores: tuple[torch.Tensor, torch.Tensor] | None = None, tag_weight: float = 1.0,
+               tag_kind: str = "msle") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """CLAIP: L = L_CLAP + w·L(image→text); with ``tag_scores`` = (trained, frozen) CLAIP-TAG:
+    L = L_CLAP + λ·reg + w·L(image→text) (Xiaomi DCASE 2023 Task 6b report). Returns the total and
+    its parts by name (``clap``, ``i2t`` and, for CLAIP-TAG, ``tag_reg``)."""
+    if tag_scores is None:
+        base = clap = clip_loss(audio_emb, text_emb, logit_scale, dup_groups=dup_groups)
+        parts = {"clap": clap}
+    else:
+        base, clap, reg = clap_tag_loss(audio_emb, text_emb, logit_scale, *tag_scores, weight=tag_weight,
+                                        kind=tag_kind, dup_groups=dup_groups)
+        parts = {"clap": clap, "tag_reg": reg}
+    i2t = image_text_loss(image_emb, text_emb, logit_scale, has_image=has_image, dup_groups=dup_groups)
+    parts["i2t"] = i2t
+    return base + image_weight * i2t, parts
 
 
 def multilabel_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 A line holds ``id``, ``audio`` (path relative to the manifest file, or absolute), ``duration``
 (seconds), ``captions`` (list of str), ``tags`` (list of str), ``split``, ``source`` and
-``license``; an optional ``meta`` object carries anything else (recipe, original file name).
+``license``; an optional ``meta`` object carries anything else (recipe, original file name), and an
+optional ``image`` (path like ``audio``) names a picture of the clip for CLAIP's image tower.
 The layout follows audiocraft's JSONL manifests. Reading validates every line and reports
 errors with the manifest path and line number; writing is atomic.
 """
@@ -42,12 +43,15 @@ class Clip:
     source: str = ""
     license: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    image: str = ""  # optional picture of the clip (CLAIP); "" = none
 
     def to_json(self) -> str:
-        """Serialize to one JSON line (no trailing newline); ``meta`` is omitted when empty."""
+        """Serialize to one JSON line (no trailing newline); ``meta`` and ``image`` are omitted when
+        empty, so manifests without pictures are written as before."""
         d = asdict(self)
-        if not d["meta"]:
-            del d["meta"]
+        for key in ("meta", "image"):
+            if not d[key]:
+                del d[key]
         return json.dumps(d, ensure_ascii=False)
 
 
@@ -57,7 +61,7 @@ def _check_line(obj: Any, path: Path, lineno: int) -> Clip:
     missing = [k for k in REQUIRED if k not in obj]
     if missing:
         raise ManifestError(path, lineno, f"missing field(s): {', '.join(missing)}")
-    unknown = sorted(set(obj) - set(REQUIRED) - {"meta"})
+    unknown = sorted(set(obj) - set(REQUIRED) - {"meta", "image"})
     if unknown:
         raise ManifestError(path, lineno, f"unknown field(s): {', '.join(unknown)} (put extras in 'meta')")
     for key in ("id", "audio", "split", "source", "license"):
@@ -79,10 +83,13 @@ def _check_line(obj: Any, path: Path, lineno: int) -> Clip:
     meta = obj.get("meta", {})
     if not isinstance(meta, dict):
         raise ManifestError(path, lineno, "field 'meta' must be an object")
+    image = obj.get("image", "")
+    if not isinstance(image, str):
+        raise ManifestError(path, lineno, "field 'image' must be a string (a picture's path, relative to the manifest)")
     return Clip(
         id=obj["id"], audio=obj["audio"], duration=float(dur), captions=list(obj["captions"]),
         tags=list(obj["tags"]), split=obj["split"], source=obj["source"], license=obj["license"],
-        meta=dict(meta),
+        meta=dict(meta), image=image,
     )
 
 
@@ -135,6 +142,11 @@ def audio_path(manifest_path: str | os.PathLike, clip: Clip) -> Path:
     """Resolve a clip's audio path: absolute paths stay, relative ones are relative to the manifest."""
     p = Path(clip.audio)
     return p if p.is_absolute() else Path(os.path.normpath(Path(manifest_path).resolve().parent / p))
+
+
+def image_path(manifest_path: str | os.PathLike, clip: Clip) -> Path | None:
+    """Resolve a clip's picture like :func:`audio_path`; None when the clip has none."""
+    return audio_path(manifest_path, Clip(id=clip.id, audio=clip.image, duration=0.0)) if clip.image else None
 
 
 def relative_audio(manifest_path: str | os.PathLike, audio: str | os.PathLike) -> str:

@@ -4,6 +4,8 @@ Audio Concepts from Natural Language Supervision", ICASSP 2023; Radford et al., 
 Audio tower -> (optional) trainable residual adapter on its frame embeddings -> pooling ->
 2-layer MLP projection; text tower -> mean pooling -> 2-layer MLP projection. Both outputs are
 L2-normalized; ``logit_scale`` (init 1/0.07, clamped at 100) scales the cosine similarities.
+CLAIP (Xiaomi DCASE 2023 Task 6b report): with ``image`` set, a third, frozen image tower and its
+own 2-layer projection map pictures into the same space (trained by L(image→text)).
 The model never reads files and never computes its loss (see :mod:`audiocap.losses`).
 """
 
@@ -18,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audiocap.encoders import build_audio_encoder, build_text_encoder
+from audiocap.encoders import build_audio_encoder, build_image_encoder, build_text_encoder
 
 
 @dataclass
@@ -39,6 +41,8 @@ class ClapConfig:
     max_logit_scale: float = 100.0
     pooling: str = "mean"  # mean: the tower's own pooling; attention: learned AttentionPool over windows
     pool_heads: int = 4
+    image: str = ""  # CLAIP: image tower name (audiocap.encoders image registry); "" = CLAP, no image tower
+    image_kw: dict[str, Any] = field(default_factory=dict)
 
 
 def projection_head(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
@@ -96,7 +100,8 @@ class AttentionPool(nn.Module):
 class ClapModel(nn.Module):
     """Towers + projection heads. Waveforms are mono float at ``sample_rate``, shape (B, N)."""
 
-    def __init__(self, cfg: ClapConfig, audio_tower: nn.Module, text_tower: nn.Module) -> None:
+    def __init__(self, cfg: ClapConfig, audio_tower: nn.Module, text_tower: nn.Module,
+                 image_tower: nn.Module | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         self.audio_tower, self.text_tower = audio_tower, text_tower
@@ -109,6 +114,10 @@ class ClapModel(nn.Module):
         self.audio_proj = projection_head(pooled_dim, cfg.head_hidden, cfg.embed_dim)
         self.text_proj = projection_head(text_tower.dim, cfg.head_hidden, cfg.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.init_temperature)))
+        self.image_tower = self.image_proj = None
+        if image_tower is not None:  # always frozen: its features are cached like the other frozen towers
+            self.image_tower = image_tower.requires_grad_(False).eval()
+            self.image_proj = projection_head(image_tower.dim, cfg.head_hidden, cfg.embed_dim)
 
     @property
     def sample_rate(self) -> int:
@@ -118,6 +127,8 @@ class ClapModel(nn.Module):
         super().train(mode)
         if self.cfg.freeze_audio:
             self.audio_tower.eval()  # frozen BatchNorm statistics stay pretrained
+        if self.image_tower is not None:
+            self.image_tower.eval()
         return self
 
     # --- audio ---
@@ -152,6 +163,17 @@ class ClapModel(nn.Module):
             text_feats = self.text_features(texts)
         return F.normalize(self.text_proj(text_feats), dim=-1)
 
+    # --- image (CLAIP) ---
+    def encode_image(self, images: torch.Tensor | None = None, *,
+                     image_feats: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalized image embeddings (B, E) from pictures (B, 3, S, S) in [0, 1] or cached
+        image-tower features (B, Di)."""
+        if self.image_tower is None:
+            raise ValueError("this CLAP model has no image tower; train it with model.image set (CLAIP)")
+        if image_feats is None:
+            image_feats = self.image_tower(images)
+        return F.normalize(self.image_proj(image_feats), dim=-1)
+
     def scale(self) -> torch.Tensor:
         """exp(logit_scale) clamped at ``max_logit_scale`` (CLIP's clamp at 100)."""
         return self.logit_scale.exp().clamp(max=self.cfg.max_logit_scale)
@@ -169,7 +191,8 @@ def build_clap(cfg: ClapConfig | dict[str, Any], *, pretrained: bool = True) -> 
         audio_kw.pop("weights", None)
     audio = build_audio_encoder(cfg.audio, **audio_kw)
     text = build_text_encoder(cfg.text, trainable=not cfg.freeze_text, **cfg.text_kw)
-    return ClapModel(cfg, audio, text)
+    image = build_image_encoder(cfg.image, **cfg.image_kw) if cfg.image else None
+    return ClapModel(cfg, audio, text, image)
 
 
 def load_clap(folder: str | os.PathLike, device: str | torch.device | None = None) -> ClapModel:

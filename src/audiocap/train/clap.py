@@ -1,8 +1,10 @@
-"""Lightning training of CLAP and CLAP-TAG from a YAML recipe.
+"""Lightning training of CLAP, CLAP-TAG, CLAIP and CLAIP-TAG from a YAML recipe.
 
 Loss: symmetric InfoNCE (Elizalde et al., ICASSP 2023), plus for CLAP-TAG λ·reg(tag scores of the
 trained audio tower, tag scores of the frozen tagger) with reg = MSLE or MAE (Xiaomi DCASE 2023
-Task 6b report). AdamW with linear warm-up then cosine decay. Frozen towers are cached on disk;
+Task 6b report). CLAIP (same report, ``model.image`` set): + w·L(image→text) over the pairs whose
+clip has a picture, with a frozen, cached image tower. AdamW with linear warm-up then cosine decay.
+Frozen towers are cached on disk;
 interrupted runs resume from ``<out>/lightning/last.ckpt``; ``trainer.strategy=ddp`` scales to
 several processes (gloo on CPU), gathering embeddings so the contrastive batch is global.
 """
@@ -20,7 +22,7 @@ import torch
 from audiocap.audio.policy import AudioPolicy
 from audiocap.checkpoint import save_checkpoint
 from audiocap.config import recipe_to_dict
-from audiocap.losses import clap_tag_loss, clip_loss, multi_positive_nce
+from audiocap.losses import claip_loss, clap_tag_loss, clip_loss, multi_positive_nce
 from audiocap.models.clap import ClapConfig, ClapModel, build_clap
 from audiocap.train.callbacks import FiniteGuard, ResumeCheckpoint, check_finite_weights
 from audiocap.train.clap_data import ClapDataModule, DataRecipe
@@ -68,6 +70,7 @@ class LossRecipe:
     clips and the one-event phrases of their tags (active with ``data.short_texts``)."""
 
     short_weight: float = 0.5
+    image_weight: float = 1.0  # CLAIP: w in L = L_CLAP + w·L(image→text) (active with model.image)
 
 
 @dataclass
@@ -115,20 +118,36 @@ class ClapModule(L.LightningModule):
             text_emb = self.model.encode_text(batch["text"])
         groups = batch["group"]
         tag_hot = batch.get("tag_hot")
+        image_emb = self.model.encode_image(image_feats=batch["image_feats"]) if "image_feats" in batch else None
+        has_image = batch.get("has_image")
         if self.trainer.world_size > 1:  # global contrastive batch across processes
             audio_emb = self.all_gather(audio_emb, sync_grads=True).flatten(0, 1)
             text_emb = self.all_gather(text_emb, sync_grads=True).flatten(0, 1)
             groups = self.all_gather(groups).flatten(0, 1)
             tag_hot = self.all_gather(tag_hot).flatten(0, 1) if tag_hot is not None else None
+            if image_emb is not None:
+                image_emb = self.all_gather(image_emb, sync_grads=True).flatten(0, 1)
+                has_image = self.all_gather(has_image).flatten(0, 1)
         scale = self.model.scale()
-        if self.tag_head is None:
-            loss = clap = clip_loss(audio_emb, text_emb, scale, dup_groups=groups)
-        else:
+        tag_scores = None
+        if self.tag_head is not None:
             trained = torch.sigmoid(self.tag_head(self.model.audio_pooled(frames, mask)))  # (B, C)
             with torch.no_grad():
                 ref = frames if self.frozen_tower is None else self.frozen_tower(batch["wave"])
                 frozen = torch.sigmoid(self.tag_head(self.model.audio_tower.pool(ref, mask)))
-            loss, clap, reg = clap_tag_loss(audio_emb, text_emb, scale, trained, frozen, weight=self.recipe.tag.weight,
+            tag_scores = (trained, frozen)
+        if image_emb is not None:  # CLAIP / CLAIP-TAG
+            loss, parts = claip_loss(audio_emb, text_emb, image_emb, scale, image_weight=self.recipe.loss.image_weight,
+                                     has_image=has_image, dup_groups=groups, tag_scores=tag_scores,
+                                     tag_weight=self.recipe.tag.weight, tag_kind=self.recipe.tag.reg)
+            clap = parts["clap"]
+            self.log("loss/i2t", parts["i2t"], prog_bar=True)
+            if "tag_reg" in parts:
+                self.log("loss/tag_reg", parts["tag_reg"], prog_bar=True)
+        elif tag_scores is None:
+            loss = clap = clip_loss(audio_emb, text_emb, scale, dup_groups=groups)
+        else:
+            loss, clap, reg = clap_tag_loss(audio_emb, text_emb, scale, *tag_scores, weight=self.recipe.tag.weight,
                                             kind=self.recipe.tag.reg, dup_groups=groups)
             self.log("loss/tag_reg", reg, prog_bar=True)
         self.log("loss/clap", clap, prog_bar=True)

@@ -3,7 +3,9 @@
 Every caption of every clip is one training pair (so an epoch sees all captions); pairs from the
 same clip share a group id that :func:`audiocap.losses.clip_loss` removes from the negatives.
 Frozen towers are run once and read from the disk cache (:mod:`audiocap.train.features`);
-trainable towers get waveforms (padded/cropped to ``max_seconds``) or token ids.
+trainable towers get waveforms (padded/cropped to ``max_seconds``) or token ids. With an image
+tower (CLAIP) each pair also carries the cached features of its clip's picture and a flag saying
+whether the clip has one (the manifest's optional ``image`` field).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch.utils.data import Dataset
 from audiocap.audio.io import load_audio
 from audiocap.data.manifest import Clip, audio_path, read_manifest
 from audiocap.train.callbacks import ResumableLoader
-from audiocap.train.features import cache_audio_frames, cache_text_features, read_cache
+from audiocap.train.features import cache_audio_frames, cache_image_features, cache_text_features, read_cache
 
 
 @dataclass
@@ -76,8 +78,11 @@ class SplitData:
         self.frames = self.mask = self.text_feats = None
         self.versions: list[torch.Tensor] = []  # augmented frame versions (N, T, D), same mask
         self.tag_hot: torch.Tensor | None = None  # (N, C) multi-hot over the short-text tags
+        self.image_feats: torch.Tensor | None = None  # (N, Di) cached image-tower features (CLAIP)
+        self.has_image: torch.Tensor | None = None  # (N,) bool: the clip has a picture
 
-    def load_cache(self, audio: Path | None, text: Path | None, versions: list[Path] = ()) -> None:
+    def load_cache(self, audio: Path | None, text: Path | None, versions: list[Path] = (),
+                   image: Path | None = None) -> None:
         if audio is not None:
             t, meta = read_cache(audio)
             assert meta["ids"] == [c.id for c in self.clips], f"{audio}: cache does not match the manifest"
@@ -89,6 +94,10 @@ class SplitData:
                 self.versions.append(v["frames"])
         if text is not None:
             self.text_feats = read_cache(text)[0]["feats"]
+        if image is not None:
+            t, meta = read_cache(image)
+            assert meta["ids"] == [c.id for c in self.clips], f"{image}: cache does not match the manifest"
+            self.image_feats, self.has_image = t["feats"], t["has"]
 
     def subset(self, keep: list[bool]) -> None:
         """Keep only the clips where ``keep`` is True (with their captions and cached rows)."""
@@ -105,6 +114,8 @@ class SplitData:
             self.text_feats = self.text_feats[cap_keep]
         if self.tag_hot is not None:
             self.tag_hot = self.tag_hot[idx]
+        if self.image_feats is not None:
+            self.image_feats, self.has_image = self.image_feats[idx], self.has_image[idx]
 
 
 class PairDataset(Dataset):
@@ -129,6 +140,8 @@ class PairDataset(Dataset):
             item["wave"] = torch.from_numpy(np.pad(wave, (0, self.max_n - len(wave))))
         if self.s.tag_hot is not None:
             item["tag_hot"] = self.s.tag_hot[i]
+        if self.s.image_feats is not None:
+            item["image_feats"], item["has_image"] = self.s.image_feats[i], self.s.has_image[i]
         if self.s.text_feats is not None:
             item["text_feats"] = self.s.text_feats[m]
         else:
@@ -165,6 +178,9 @@ class ClapDataModule(L.LightningDataModule):
                 raise ValueError(f"{path}: no clips with captions in split '{name}'")
             self.splits[name] = SplitData(str(path), chosen)
         self._full = dict(self.splits)  # what the caches hold; ``splits`` may become subsets in setup()
+        if getattr(model, "image_tower", None) is not None and not any(c.image for c in self.splits[recipe.train_split].clips):
+            raise ValueError(f"{path}: model.image is set (CLAIP) but no '{recipe.train_split}' clip has an 'image'; "
+                             "add pictures to the manifest or leave model.image empty")
         self._ready = False
         self.tag_vocab = tag_vocab
         self.short_tags: list[str] = []
@@ -199,14 +215,16 @@ class ClapDataModule(L.LightningDataModule):
                                   max_seconds=self.r.max_seconds, precision=self.r.precision, augment=aug,
                                   device=self.device)
 
-    def _cache_paths(self, name: str) -> tuple[Path | None, Path | None, list[Path]]:
+    def _cache_paths(self, name: str) -> tuple[Path | None, Path | None, list[Path], Path | None]:
         s, cfg = self._full[name], self.model.cfg
         audio = self._audio_cache(name) if cfg.freeze_audio else None
         versions = ([self._audio_cache(name, v) for v in range(1, self.r.augment_versions + 1)]
                     if cfg.freeze_audio and name == self.r.train_split else [])
         text = (cache_text_features(self.model.text_tower, s.captions, self.r.cache_dir, device=self.device)
                 if cfg.freeze_text else None)
-        return audio, text, versions
+        image = (cache_image_features(self.model.image_tower, s.manifest, s.clips, self.r.cache_dir, device=self.device)
+                 if self.model.image_tower is not None else None)
+        return audio, text, versions, image
 
     def _phrase_cache(self) -> Path | None:
         if not self.phrases or not self.model.cfg.freeze_text:

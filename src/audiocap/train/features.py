@@ -158,3 +158,42 @@ def cache_text_features(text_tower: torch.nn.Module, texts: list[str], cache_dir
     out = [text_tower(texts[i : i + batch_size]).float().cpu()
            for i in tqdm(range(0, len(texts), batch_size), desc="caching text features", unit="batch")]
     return write_cache(path, {"feats": torch.cat(out)}, {"n": len(texts)})
+
+
+@torch.no_grad()
+def cache_image_features(image_tower: torch.nn.Module, manifest: str | os.PathLike, clips: list[Clip],
+                         cache_dir: str | os.PathLike | None = None, *, batch_size: int = 64,
+                         device: str | torch.device | None = None) -> Path:
+    """Compute (or find) frozen image-tower features (N, Di) of the clips' pictures (CLAIP), with
+    ``has`` (N,) saying which clips have one (rows of clips without a picture are zero). The key
+    hashes the tower's weights and each picture's resolved path, size and modification time, so a
+    replaced picture is read again."""
+    from audiocap.data.manifest import image_path
+    from audiocap.encoders.image import ImageError, load_image
+
+    paths = [image_path(manifest, c) for c in clips]
+    h = hashlib.sha1()
+    for p in paths:
+        if p is None:
+            h.update(b"-\n")
+            continue
+        try:
+            st = p.stat()
+        except OSError:
+            raise ImageError(f"{p}: picture not found; fix the clip's 'image' path in {manifest}") from None
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    size = int(image_tower.image_size)
+    path = (Path(cache_dir or default_cache_dir()) / module_digest(image_tower, f"image|{size}")
+            / f"{h.hexdigest()[:16]}-image.safetensors")
+    if path.exists():
+        return path
+    device = tower_device(image_tower) if device is None else device
+    image_tower = image_tower.to(device).eval()
+    feats = torch.zeros(len(clips), int(image_tower.dim))
+    has = torch.tensor([p is not None for p in paths])
+    todo = [i for i, p in enumerate(paths) if p is not None]
+    for start in tqdm(range(0, len(todo), batch_size), desc="caching image features", unit="batch"):
+        idx = todo[start:start + batch_size]
+        batch = torch.stack([load_image(paths[i], size) for i in idx]).to(device)
+        feats[idx] = image_tower(batch).float().cpu()
+    return write_cache(path, {"feats": feats, "has": has}, {"ids": [c.id for c in clips]})
