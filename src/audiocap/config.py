@@ -4,6 +4,12 @@ Each trainer declares its recipe as a dataclass (nanoGPT-style: the defaults are
 :func:`load_recipe` reads a YAML file, applies ``key.sub=value`` overrides, rejects unknown keys
 with the file name and the key, and returns the dataclass. The resolved recipe is saved beside
 every checkpoint (:func:`recipe_to_dict`) so a run can be reproduced or resumed.
+
+The three trainers grew their own spellings for the same settings (epochs are
+``trainer.max_epochs``, ``train.epochs`` or ``optim.epochs``). A recipe class lists the common
+names it has in ``RUN_KEYS`` (common name -> its own dotted key); a ``run:`` section in a file, or
+a ``run.epochs=3`` override, is read as those keys, so one spelling works for every trainer while
+old recipes and shipped ``recipe.yaml`` files load unchanged (docs/recipes.md has the table).
 """
 
 from __future__ import annotations
@@ -145,11 +151,17 @@ def load_recipe(cls: type[T], path: str | os.PathLike | None = None, overrides: 
         if not isinstance(loaded, dict):
             raise RecipeError(f"{p}: top level must be a mapping")
         data = loaded
+    run_keys: dict[str, str] = getattr(cls, "RUN_KEYS", {})
+    if run_keys and "run" in data:
+        _move_run_section(cls.__name__, run_keys, data, label)
     for item in overrides or []:
         if "=" not in item:
             raise RecipeError(f"override '{item}' must look like key.sub=value")
         key, raw = item.split("=", 1)
-        _set_dotted(data, key.strip(), raw)
+        key = key.strip()
+        if run_keys and key.startswith("run."):
+            key = _run_key(cls.__name__, run_keys, key[4:], f"override {key}")
+        _set_dotted(data, key, raw)
     try:
         recipe = _build(cls, data, "")
     except RecipeError as exc:
@@ -157,6 +169,33 @@ def load_recipe(cls: type[T], path: str | os.PathLike | None = None, overrides: 
     if validate:
         validate_recipe(recipe, label=label)
     return recipe
+
+
+def _run_key(name: str, run_keys: dict[str, str], key: str, where: str) -> str:
+    """The recipe's own dotted key for the common name ``key``."""
+    if key not in run_keys:
+        raise RecipeError(f"{where}: {name} has no common key '{key}'; its run keys are "
+                          f"{', '.join(sorted(run_keys))} (docs/recipes.md)")
+    return run_keys[key]
+
+
+def _move_run_section(name: str, run_keys: dict[str, str], data: dict[str, Any], label: str) -> None:
+    """Rewrite a file's ``run:`` section into the recipe's own keys; a key given under both
+    spellings with different values is an error rather than a silent choice."""
+    section = data.pop("run")
+    if not isinstance(section, dict):
+        raise RecipeError(f"{label}: run: expected a mapping of common keys, got {section!r}")
+    for key, value in section.items():
+        dotted = _run_key(name, run_keys, str(key), f"{label}: run.{key}")
+        node = data
+        *parents, leaf = dotted.split(".")
+        for k in parents:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise RecipeError(f"{label}: run.{key}: '{k}' is not a section")
+        if leaf in node and node[leaf] != value:
+            raise RecipeError(f"{label}: run.{key}={value!r} and {dotted}={node[leaf]!r} disagree; keep one")
+        node[leaf] = value
 
 
 # Value rules by field name (the last part of a dotted key), checked before any work starts, so a

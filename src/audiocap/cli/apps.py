@@ -51,6 +51,12 @@ def group(name: str, help: str) -> typer.Typer:
 eval_app = group("eval", "Score captions, retrieval models and captioners with the DCASE metrics.")
 train_app = group("train", "Train models from YAML recipes.")
 
+# One override syntax and one resume rule for every `train` command (issue 15).
+SET_HELP = ("Override a recipe key, e.g. --set {example} or, in the spelling common to all trainers, "
+            "--set run.epochs=5 (docs/recipes.md); repeatable.")
+RESUME_HELP = ("--resume (default): continue an interrupted run from OUT/lightning/last.ckpt; a finished "
+               "run is left as it is and says so. --force: train from scratch, replacing the run in OUT.")
+
 
 def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print ``error: message`` to stderr and return an Exit to raise (no traceback)."""

@@ -8,14 +8,14 @@ from typing import Optional
 
 import typer
 
-from audiocap.cli.apps import app, eval_app, fail, train_app
+from audiocap.cli.apps import RESUME_HELP, SET_HELP, app, eval_app, fail, train_app
 
 
 @train_app.command("captioner")
 def train_captioner_cmd(
     config: Path = typer.Option(..., "--config", "-c", help="YAML recipe, e.g. configs/captioner/foley_ce.yaml."),
-    set_: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.epochs=3 (repeatable)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from <train.out>/lightning/last.ckpt if present."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP.format(example="train.epochs=3")),
+    resume: bool = typer.Option(True, "--resume/--force", help=RESUME_HELP),
 ) -> None:
     """Train an audio captioner (frozen tower -> audio encoder -> Transformer decoder).
 

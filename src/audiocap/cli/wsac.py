@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from audiocap.cli.apps import fail, train_app
+from audiocap.cli.apps import RESUME_HELP, SET_HELP, fail, train_app
 
 
 @train_app.command("wsac")
@@ -23,7 +23,8 @@ def train_wsac_cmd(
     paired: str = typer.Option(None, "--paired-manifest", help="Manifest with audio+captions to estimate Δgap."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint folder to write (kind 'wsac')."),
-    overrides: list[str] = typer.Option(None, "--set", help="Recipe override key.sub=value (repeatable)."),
+    overrides: list[str] = typer.Option(None, "--set", help=SET_HELP.format(example="optim.lr=0.001")),
+    resume: bool = typer.Option(True, "--resume/--force", help=RESUME_HELP),
 ) -> None:
     """Train a WSAC caption decoder on captions only (Kouzelis & Katsouros, DCASE 2023).
 
@@ -54,7 +55,7 @@ def train_wsac_cmd(
     from audiocap.train.wsac import train_wsac
 
     try:
-        folder = train_wsac(rec, out)
+        folder = train_wsac(rec, out, resume=resume)
     except (CaptionFileError, ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     typer.echo(f"wrote {folder}")

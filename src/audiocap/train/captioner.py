@@ -17,7 +17,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -91,6 +91,12 @@ class DecodeRecipe:
 
 @dataclass
 class CaptionerRecipe:
+    # the common names of docs/recipes.md (``run.epochs=5`` is ``train.epochs=5``)
+    RUN_KEYS: ClassVar[dict[str, str]] = {
+        "out": "train.out", "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
+        "seed": "train.seed", "threads": "train.threads", "precision": "data.precision",
+        "cache_dir": "data.cache_dir"}
+
     data: DataRecipe = field(default_factory=DataRecipe)
     tower: TowerRecipe = field(default_factory=TowerRecipe)
     # vocab_size, frame_dim and max_len are filled in from the vocabulary, tower and recipe
@@ -191,8 +197,10 @@ class SaveBest(L.Callback):
         self.best, self.history = float(state["best"]), list(state.get("history", []))
 
 
-def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any = None) -> Path:
-    """Train per ``recipe``; returns the checkpoint folder. ``tower`` overrides the named one."""
+def train_captioner(recipe: CaptionerRecipe, *, resume: bool = True, tower: Any = None) -> Path:
+    """Train per ``recipe``; returns the checkpoint folder. ``tower`` overrides the named one.
+    ``resume`` continues from ``<train.out>/lightning/last.ckpt`` (a finished run is left as it
+    is), as the other trainers do; False trains from scratch."""
     from audiocap.data.manifest import read_manifest
     from audiocap.text.vocab import tokenize_captions
     from audiocap.train.captioner_data import CaptionPairs, collate_pairs, load_frame_tower, split_frames
@@ -251,7 +259,7 @@ def train_captioner(recipe: CaptionerRecipe, *, resume: bool = False, tower: Any
     trainer.fit(task, loaders[d.train_split], loaders[d.val_split], ckpt_path=resume_cb.resume_path(resume),
                 weights_only=True)
     if resume and not resume_cb.trained:
-        print(f"{out}: already trained ({trainer.current_epoch} epochs); nothing to do")
+        print(f"{out}: already trained ({trainer.current_epoch} epochs); nothing to do (--force retrains)")
     return out / "checkpoint"
 
 

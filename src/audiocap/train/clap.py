@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import lightning as L
 import numpy as np
@@ -75,6 +76,12 @@ class LossRecipe:
 
 @dataclass
 class ClapRecipe:
+    # the common names of docs/recipes.md (``run.epochs=5`` is ``trainer.max_epochs=5``)
+    RUN_KEYS: ClassVar[dict[str, str]] = {
+        "out": "out", "epochs": "trainer.max_epochs", "batch_size": "trainer.batch_size", "lr": "optim.lr",
+        "seed": "trainer.seed", "accelerator": "trainer.accelerator", "precision": "data.precision",
+        "cache_dir": "data.cache_dir", "resume": "resume"}
+
     out: str = "runs/clap/run"
     resume: bool = True  # continue from <out>/lightning/last.ckpt when it exists
     model: ClapConfig = field(default_factory=ClapConfig)
@@ -291,7 +298,7 @@ def train_clap(recipe: ClapRecipe, *, callbacks: list | None = None) -> Path:
     t_train = time.time() - t1
     if resume and not ckpt_cb.trained:  # a finished run: keep its train.json and weights
         print(f"{out}: already trained to epoch {trainer.current_epoch} (step {trainer.global_step}); "
-              "nothing to do (resume=false retrains)")
+              "nothing to do (--force retrains)")
         return out
     if trainer.global_rank == 0 and not trainer.interrupted:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

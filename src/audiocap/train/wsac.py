@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
@@ -82,6 +82,12 @@ class OptimRecipe:
 
 @dataclass
 class WSACRecipe:
+    # the common names of docs/recipes.md (``run.epochs=5`` is ``optim.epochs=5``); the output
+    # folder is the command's --out
+    RUN_KEYS: ClassVar[dict[str, str]] = {
+        "epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.lr", "seed": "optim.seed",
+        "threads": "optim.threads", "cache_dir": "data.cache_dir"}
+
     data: DataRecipe = field(default_factory=DataRecipe)
     gap: GapRecipe = field(default_factory=GapRecipe)
     model: ModelRecipe = field(default_factory=ModelRecipe)
@@ -218,7 +224,7 @@ def train_wsac(recipe: WSACRecipe, out_dir: str | Path, *, progress: bool = True
                                    *([TQDMProgressBar(refresh_rate=20)] if progress else [])])
     trainer.fit(module, train_dl, val_dl, ckpt_path=resume_cb.resume_path(resume), weights_only=True)
     if resume and not resume_cb.trained and (Path(out_dir) / "model.safetensors").is_file():
-        print(f"{out_dir}: already trained ({trainer.current_epoch} epochs); nothing to do")
+        print(f"{out_dir}: already trained ({trainer.current_epoch} epochs); nothing to do (--force retrains)")
         return Path(out_dir)
     check_finite_weights(module, "at the end of training; nothing saved (lower optim.lr)")
 
