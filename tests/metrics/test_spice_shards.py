@@ -96,3 +96,37 @@ def test_evaluator_and_cli_pass_the_worker_count(monkeypatch, tmp_path):
     assert seen == [4, 2]
     bad = runner.invoke(app, ["eval", "captions", "--pred", str(pred), "--refs", str(ref), "--spice-workers", "0"])
     assert bad.exit_code == 2 and "--spice-workers must be at least 1, got 0" in bad.output
+
+
+@needs_spice
+def test_warm_caches_the_references_the_evaluator_will_send(shared, tmp_path):
+    """--warm parses each reference of a standard set into SPICE's cache (LMDB keyed by the
+    tokenized caption), tokenized exactly as the Evaluator tokenizes that reference file."""
+    from audiocap.metrics.base import prepare
+    from audiocap.metrics.caption_csv import read_references
+    from audiocap.metrics.spice import warm_spice_cache
+
+    folder = tmp_path / "spice"  # the real jar and libraries, an empty cache of its own
+    folder.mkdir()
+    for name in ("spice-1.0.jar", "lib"):
+        (folder / name).symlink_to(SPICE_DIR / name)
+    src = shared / "data" / "clotho" / "clotho_captions_evaluation.csv"
+    csv_path = tmp_path / "shared" / "data" / "clotho" / "clotho_captions_evaluation.csv"
+    csv_path.parent.mkdir(parents=True)
+    csv_path.write_text("".join(src.read_text(encoding="utf-8").splitlines(keepends=True)[:4]), encoding="utf-8")
+    assert warm_spice_cache(["clotho-eval"], tmp_path / "shared", folder=folder, workers=2) == {"clotho-eval": 15}
+    stored = (folder / "cache" / "data.mdb").read_bytes()
+    _, refs, _ = read_references(csv_path)
+    tokenized = [r for rs in prepare(["x"] * len(refs), refs, tokenized=False)[1] for r in rs]
+    assert len(tokenized) == 15 and all(r.encode() in stored for r in tokenized)
+
+
+def test_warm_refuses_unknown_sets_before_any_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from audiocap.cli import app
+
+    res = CliRunner().invoke(app, ["metrics", "setup-spice", "--dir", str(tmp_path / "s"), "--warm",
+                                   "clotho-eval,clotho-train"])
+    assert res.exit_code == 2 and "unknown reference set(s) clotho-train; choose from clotho-eval" in res.output
+    assert not (tmp_path / "s").exists()

@@ -147,6 +147,45 @@ def spice_many(systems: dict[str, list[str]], references: list[list[str]], *,
             for s, name in enumerate(names)}
 
 
+STANDARD_REFERENCES = {  # reference sets whose parses `setup-spice --warm` can cache, by CSV under <shared>/data
+    "clotho-eval": "clotho/clotho_captions_evaluation.csv",
+    "clotho-val": "clotho/clotho_captions_validation.csv",
+    "audiocaps-val": "audiocaps/val.csv",
+    "audiocaps-test": "audiocaps/test.csv",
+}
+
+
+def warm_spice_cache(names: list[str], shared: str | os.PathLike, *, folder: str | os.PathLike | None = None,
+                     workers: int = 1, memory: str = "8G") -> dict[str, int]:
+    """Parse every reference caption of the named standard sets once into SPICE's parse cache, so
+    that later scoring against them parses only the candidates. Every reference is tokenized as the
+    Evaluator tokenizes that whole reference file (one PTB batch), which is the cache key; the
+    parses are the official jar's own (it runs on items whose candidate is the first reference).
+    Returns the number of reference captions per set; raises :class:`SpiceSetupError` naming the
+    set or file and the fix."""
+    from audiocap.metrics.caption_csv import read_references
+
+    unknown = [n for n in names if n not in STANDARD_REFERENCES]
+    if unknown:
+        raise SpiceSetupError(f"unknown reference set(s) {', '.join(unknown)}; choose from "
+                              f"{', '.join(STANDARD_REFERENCES)}")
+    path, reason = spice_status(folder)
+    if path is None:
+        raise SpiceSetupError(reason)
+    counts = {}
+    for name in names:
+        csv_path = Path(shared) / "data" / STANDARD_REFERENCES[name]
+        if not csv_path.is_file():
+            raise SpiceSetupError(f"{csv_path}: reference CSV of {name} not found; pass --shared (or set "
+                                  "AUDIOCAP_SHARED) to the folder holding data/clotho and data/audiocaps")
+        _, refs, _ = read_references(csv_path)
+        _, refs_tok = prepare(["x"] * len(refs), refs, tokenized=False)
+        items = [{"image_id": str(i), "test": r[0], "refs": r} for i, r in enumerate(refs_tok)]
+        run_spice(items, path, cache=True, memory=memory, workers=workers)
+        counts[name] = sum(len(r) for r in refs_tok)
+    return counts
+
+
 def spice(candidates: list[str], references: list[list[str]], *,
           folder: str | os.PathLike | None = None, tokenized: bool = False, cache: bool = True,
           memory: str = "8G", workers: int = 1) -> MetricResult:
