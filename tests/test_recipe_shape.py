@@ -188,3 +188,44 @@ def test_captioner_rerun_is_a_no_op_and_force_retrains(tmp_path, monkeypatch):
     forced = run(*cmd, "--force")
     assert forced.exit_code == 0 and "already trained" not in forced.output
     assert weights.stat().st_mtime_ns > stamp
+
+
+def _clap_command(tmp_path: Path) -> tuple[list[str], Path]:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from clap_helpers import write_dataset, write_tiny_bert
+
+    manifest, bert = write_dataset(tmp_path / "ds", per_class=3), write_tiny_bert(tmp_path / "bert")
+    cmd = ["clap", "-c", str(CONFIGS / "clap" / "debug.yaml"), "--set", f"run.out={tmp_path / 'run'}",
+           "--set", f"data.manifest={manifest}", "--set", "model.text=hf", "--set", f"model.text_kw={{folder: {bert}}}",
+           "--set", f"run.cache_dir={tmp_path / 'cache'}", "--set", "trainer.progress_bar=false", "--set", "run.epochs=1"]
+    return cmd, tmp_path / "run" / "model.safetensors"
+
+
+def _wsac_command(tmp_path: Path) -> tuple[list[str], Path]:
+    caps = tmp_path / "caps.csv"
+    caps.write_text("file_name,caption_1,caption_2\n" + "".join(
+        f'{n}.wav,"{a}","{b}"\n' for n, a, b in [("dog", "a dog barks twice", "a small dog is barking"),
+                                                 ("rain", "heavy rain falls on a roof", "rain pours on metal")]),
+                    encoding="utf-8")
+    cmd = ["wsac", "--captions", str(caps), "--out", str(tmp_path / "run"), "--gap", "noise", "--noise-std", "0.01",
+           "--set", f"run.cache_dir={tmp_path / 'cache'}", "--set", "run.epochs=1", "--set", "run.batch_size=2",
+           "--set", "model.d_model=16", "--set", "model.n_layers=1", "--set", "model.mlp_hidden=16",
+           "--set", "model.min_count=1", "--set", "run.threads=1"]
+    return cmd, tmp_path / "run" / "model.safetensors"
+
+
+@pytest.mark.parametrize("make", [_clap_command, _wsac_command], ids=["clap", "wsac"])
+def test_clap_and_wsac_reruns_are_no_ops_and_force_retrains(make, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cmd, weights = make(tmp_path)
+    first = run(*cmd)
+    assert first.exit_code == 0, first.output
+    stamp = weights.stat().st_mtime_ns
+    again = run(*cmd)
+    assert again.exit_code == 0 and "nothing to do (--force retrains)" in again.output, again.output
+    assert weights.stat().st_mtime_ns == stamp
+    forced = run(*cmd, "--force")
+    assert forced.exit_code == 0 and "already trained" not in forced.output, forced.output
+    assert weights.stat().st_mtime_ns > stamp
