@@ -263,3 +263,23 @@ def test_claip_without_pictures_is_a_clear_error(tmp_path):
     d = {"manifest": write_dataset(tmp_path / "ds"), "bert": "unused", "root": tmp_path}
     with pytest.raises(ValueError, match=r"manifest.jsonl: model.image is set \(CLAIP\) but no 'train' clip has an 'image'"):
         train_clap(claip_recipe(d, tmp_path / "x", "model.text=minilm", "model.text_kw={}"))
+
+
+def test_tuxpaint_triplets_pairs_picture_sound_and_english_description(tmp_path):
+    """scripts/tuxpaint_triplets.py keeps stamps with a PNG, the plain OGG (not the spoken ``_desc``
+    ones) and a description, and takes the description's first (English) line."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tuxpaint_triplets", REPO / "scripts" / "tuxpaint_triplets.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    d = tmp_path / "animals" / "mammals"
+    d.mkdir(parents=True)
+    for stem in ("badger", "cat", "dog"):
+        (d / f"{stem}.png").write_bytes(b"png")
+    (d / "badger.ogg").write_bytes(b"ogg")
+    (d / "badger.txt").write_text("A badger.\nfr.utf8=Un blaireau.\n", encoding="utf-8")
+    (d / "cat_desc.ogg").write_bytes(b"spoken")  # only the spoken description: no sound effect
+    (d / "cat.txt").write_text("A cat.\n", encoding="utf-8")
+    (d / "dog.ogg").write_bytes(b"ogg")  # no description
+    assert mod.triplets(tmp_path) == [(d / "badger.ogg", d / "badger.png", "A badger.", "animals")]
