@@ -19,13 +19,28 @@ import soundfile as sf
 import torch
 
 FOLEY_TEST = Path(__file__).resolve().parents[1] / "data" / "foley-default" / "audio" / "test"
-CLIPS = sorted(FOLEY_TEST.glob("*.flac"))[:3]
+# without the demo data: three recordings of the minetest-data package the foley builder also uses
+MINETEST = ("default_furnace_active.ogg", "env_sounds_lava.1.ogg", "env_sounds_water.1.ogg")
 
-pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("essentia") is None or importlib.util.find_spec("aisfx") is None,
-                       reason="needs essentia and aisfx (make setup installs both)"),
-    pytest.mark.skipif(len(CLIPS) < 3, reason="demo data not built (audiocap demo)"),
-]
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("essentia") is None or importlib.util.find_spec("aisfx") is None,
+    reason="needs essentia and aisfx (make setup installs both)")
+
+
+def real_clips() -> list[Path]:
+    """Three demo test clips (10 s, built by `audiocap demo`), else three minetest-data recordings
+    (6-10 s, fetched once into the foley cache); skips when neither is at hand."""
+    demo = sorted(FOLEY_TEST.glob("*.flac"))[:3]
+    if len(demo) == 3:
+        return demo
+    from audiocap.data.foley.sources import DEFAULT_CACHE, SourceError, fetch_source, load_registry
+
+    try:
+        root, _ = fetch_source("minetest-data", load_registry()["sources"]["minetest-data"], DEFAULT_CACHE)
+    except SourceError as exc:
+        pytest.skip(f"no demo data and minetest-data not available offline: {exc}")
+    found = {p.name: p for p in root.rglob("*.ogg")}
+    return [found[name] for name in MINETEST]
 
 
 def package_spectrogram(wave: np.ndarray, folder: Path) -> np.ndarray:
@@ -49,7 +64,7 @@ def pairs(tmp_path_factory):
 
     frontend = AisfxFrontEnd(peak_normalize=False)
     out = []
-    for clip in CLIPS:
+    for clip in real_clips():
         wave = load_audio(clip, sr=44100).astype(np.float32)
         with torch.no_grad():
             ours = frontend(torch.from_numpy(wave)[None])[0].numpy()
@@ -86,7 +101,7 @@ def test_tower_embeddings_match_the_package_network_on_package_features(pairs, t
         with torch.no_grad():
             expected = net(torch.tensor(blocks, dtype=torch.float32)).numpy()  # (W, 512)
             got = tower(torch.from_numpy(wave)[None])[0].numpy()  # (W', 512); W' adds a last window at the end
-        assert len(expected) >= 7 and got.shape[0] == len(expected) + 1
+        assert len(expected) >= 4 and got.shape[0] == len(expected) + 1
         got = got[: len(expected)]
         cos = (got * expected).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1))
         rel = np.abs(got - expected).max() / np.abs(expected).max()
