@@ -16,6 +16,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 BY_FOLDER = {"clap": ClapRecipe, "captioner": CaptionerRecipe, "wsac": WSACRecipe}
 PAPERS = {  # configs/papers/<name>.yaml -> the trainer whose recipe it is
     "xiaomi_clap_pretrain": ClapRecipe, "xiaomi_clap_finetune": ClapRecipe, "xiaomi_clap_tag": ClapRecipe,
+    "xiaomi_claip": ClapRecipe,
     "frozen_clap_captioner": CaptionerRecipe, "dcase2024_ntxent": CaptionerRecipe, "cl4ac": CaptionerRecipe,
     "wsac_clotho": WSACRecipe, "wsac_audiocaps": WSACRecipe,
 }
@@ -52,13 +53,14 @@ def test_paper_recipe_header_names_paper_data_and_gaps(name: str):
 
 
 @pytest.mark.parametrize("name,lr", [("xiaomi_clap_pretrain", 1e-4), ("xiaomi_clap_finetune", 2e-5),
-                                     ("xiaomi_clap_tag", 1e-4)])
+                                     ("xiaomi_clap_tag", 1e-4), ("xiaomi_claip", 1e-4)])
 def test_xiaomi_recipes_follow_the_report(name: str, lr: float):
     r = load_recipe(ClapRecipe, CONFIGS / "papers" / f"{name}.yaml")
     assert (r.trainer.max_epochs, r.trainer.batch_size, r.optim.lr) == (20, 128, lr)
     assert r.optim.weight_decay == 0.0 and r.optim.warmup_steps > 0  # Adam, warm-up then cosine
     assert r.trainer.accelerator == "auto"
     assert r.tag.enabled is (name == "xiaomi_clap_tag") and (not r.tag.enabled or r.tag.reg == "msle")
+    assert (r.model.image == "hf_clip" and r.loss.image_weight == 1.0) is (name == "xiaomi_claip")
 
 
 def test_captioner_recipes_follow_their_papers():
