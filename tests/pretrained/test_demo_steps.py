@@ -40,3 +40,23 @@ def test_demo_uses_shipped_models_and_train_flag(monkeypatch, tmp_path):
     monkeypatch.setenv("AUDIOCAP_PRETRAINED_DIR", str(tmp_path / "pre"))
     assert _run(monkeypatch, tmp_path)[0] == ["shipped"]
     assert _run(monkeypatch, tmp_path, "--train")[0] == ["train"]
+
+
+def test_demo_rebuilds_its_index_when_the_shipped_model_changes(tmp_path):
+    # A new release ships new CLAP weights at the same path: the old index must be rebuilt, not
+    # searched (search refuses it with 'the model changed since the index was built').
+    import json
+
+    from audiocap.cli.demo import _index_is_current
+    from audiocap.search import model_fingerprint
+
+    clap, index = tmp_path / "clap-default", tmp_path / "index-shipped"
+    clap.mkdir(), index.mkdir()
+    (clap / "model.safetensors").write_bytes(b"release 1")
+    assert not _index_is_current(index, clap)  # no index yet
+    (index / "index.json").write_text(json.dumps({"model": {**model_fingerprint(clap), "sample_rate": 44100}}))
+    assert _index_is_current(index, clap)
+    (clap / "model.safetensors").write_bytes(b"release 2")
+    assert not _index_is_current(index, clap)
+    (index / "index.json").write_text("{not json")
+    assert not _index_is_current(index, clap)

@@ -123,6 +123,20 @@ def use_shipped_models(ctx: Context) -> None:
         typer.echo(f"captioner: {ctx['captioner']}")
 
 
+def _index_is_current(index: Path, clap: Path) -> bool:
+    """Whether ``index`` was built by the very weights of ``clap`` (path and sha256)."""
+    import json
+
+    from audiocap.search import model_fingerprint
+
+    try:
+        built = json.loads((index / "index.json").read_text(encoding="utf-8")).get("model") or {}
+    except (OSError, ValueError):
+        return False
+    now = model_fingerprint(clap)
+    return built.get("path") == now["path"] and built.get("sha256") == now["sha256"]
+
+
 def index_demo_sounds(ctx: Context) -> None:
     """Index the foley test clips with the shipped CLAP model and search them with text."""
     from audiocap.cli.search import format_hits
@@ -136,8 +150,7 @@ def index_demo_sounds(ctx: Context) -> None:
         c.audio = str((Path(ctx["foley"]).resolve().parent / c.audio).resolve())
     write_manifest(test_manifest, relativize(clips, test_manifest))
     index = ctx["out"] / "index-shipped"
-    built = index / "index.json"
-    if not built.exists() or str(Path(ctx["clap"]).resolve()) not in built.read_text(encoding="utf-8"):
+    if not _index_is_current(index, ctx["clap"]):  # e.g. a new audiocap release ships a new model
         build_index(test_manifest, ctx["clap"], index)
     ctx["index"] = index
     for query in DEMO_QUERIES:
