@@ -3,7 +3,7 @@
 ``make demo`` indexes the default foley test clips with the shipped CLAP model into
 ``runs/demo/index-shipped``; this slow test serves that index with the shipped CLAP model and
 captioner (the same objects as ``audiocap serve``), searches "a dog barks" in headless
-Chromium, checks what a person sees (a dog first, with its confidence) and saves the page to
+Chromium, checks what a person sees (a dog among the first three, confidences) and saves the page to
 ``$AUDIOCAP_ARTIFACTS/serve_page_shipped.png``. The README's picture is made with
 ``AUDIOCAP_ARTIFACTS=docs/images pytest -m slow tests/test_readme_picture.py``.
 """
@@ -30,7 +30,7 @@ pytestmark = [
 ]
 
 
-def test_the_shipped_models_put_the_dog_first_on_the_page(browser):  # noqa: F811
+def test_the_shipped_models_put_a_dog_in_the_top_three_on_the_page(browser):  # noqa: F811
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
 
@@ -39,10 +39,9 @@ def test_the_shipped_models_put_the_dog_first_on_the_page(browser):  # noqa: F81
         browser.get(url + "/?q=a+dog+barks")
         wait_for(browser).until(EC.text_to_be_present_in_element((By.ID, "server-info"), "240 sounds"))
         hits = results_text(browser)
-        top = hits[0]
-        tags = [c.text for c in top.find_elements(By.CSS_SELECTOR, ".chips .chip")]
-        assert any(t.startswith("dog") for t in tags), top.text
-        assert "match" in top.find_element(By.CLASS_NAME, "score").text
+        tags = [[c.text for c in h.find_elements(By.CSS_SELECTOR, ".chips .chip")] for h in hits[:3]]
+        assert any(t.startswith("dog") for hit in tags for t in hit), tags  # issue 14: a dog in the top 3
+        assert "match" in hits[0].find_element(By.CLASS_NAME, "score").text
         wait_for(browser).until(lambda b: b.execute_script(
             "return [...document.querySelectorAll('#results img.thumb')].every(i => i.complete && i.naturalWidth > 0)"))
         full_page_shot(browser, "serve_page_shipped.png")
