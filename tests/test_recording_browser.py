@@ -7,14 +7,12 @@ a non-silent WAV of about the recorded length. Screenshot: ``serve_recording.png
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 
 import numpy as np
 import pytest
 from serve_standin import SR, StandInBackend, dominant_hz, live_server
-from test_serve_browser import CHROMEDRIVER, CHROMIUM, FLAGS, full_page_shot, no_severe_logs, wait_for
+from test_serve_browser import CHROMEDRIVER, CHROMIUM, chromium, full_page_shot, no_severe_logs, wait_for
 
 from audiocap.serve.app import create_app
 
@@ -25,21 +23,8 @@ MEDIA_FLAGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-st
 
 @pytest.fixture
 def mic_browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="audiocap-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS + MEDIA_FLAGS + [f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
+    with chromium(tuple(MEDIA_FLAGS)) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 class Listening(StandInBackend):

@@ -11,6 +11,7 @@ them).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -34,15 +35,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def browser():
+@contextlib.contextmanager
+def chromium(extra_flags: tuple[str, ...] = ()):
+    """A headless Debian Chromium driven by chromedriver, in a throw-away profile."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     profile = tempfile.mkdtemp(prefix="audiocap-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in FLAGS + [f"--user-data-dir={profile}"]:
+    for flag in FLAGS + list(extra_flags) + [f"--user-data-dir={profile}"]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
@@ -51,6 +53,12 @@ def browser():
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser():
+    with chromium() as driver:
+        yield driver
 
 
 def artifact(name: str) -> Path:
