@@ -166,7 +166,7 @@ class CaptionPipeline:
     """Frozen tower + one captioner or an ensemble sharing a vocabulary and a tower."""
 
     def __init__(self, members: Sequence[LoadedCaptioner], *, beam: int = 3, alpha: float | None = None,
-                 max_len: int | None = None, tower: Any = None, batch_size: int = 16,
+                 max_len: int | None = None, no_repeat_ngram: int | None = None, tower: Any = None, batch_size: int = 16,
                  precision: str = "auto", device: str | torch.device | None = None) -> None:
         first = members[0]
         self.policy = first.audio_policy
@@ -187,6 +187,7 @@ class CaptionPipeline:
         self.vocab, self.beam, self.batch_size = first.vocab, beam, batch_size
         dec = first.recipe.get("decode", {})
         self.alpha = dec.get("alpha", 0.0) if alpha is None else alpha
+        self.no_repeat_ngram = int(dec.get("no_repeat_ngram", 0)) if no_repeat_ngram is None else no_repeat_ngram
         limit = min(m.model.cfg.max_len for m in members)
         self.max_len = min(max_len or dec.get("max_len", 25), limit)
         if device is None:
@@ -227,10 +228,11 @@ class CaptionPipeline:
             x, mask = pad_frames(frames[s : s + self.batch_size])
             state = self.scorer.start(x.to(device), mask.to(device))
             if self.beam <= 1:
-                out += greedy_search(self.scorer, state, len(x), max_len=self.max_len)
+                out += greedy_search(self.scorer, state, len(x), max_len=self.max_len,
+                                     no_repeat_ngram=self.no_repeat_ngram)
             else:
                 out += [h[0] for h in beam_search(self.scorer, state, len(x), beam=self.beam, alpha=self.alpha,
-                                                  max_len=self.max_len)]
+                                                  max_len=self.max_len, no_repeat_ngram=self.no_repeat_ngram)]
         return out
 
     @torch.inference_mode()

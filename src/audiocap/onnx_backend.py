@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from audiocap.captioning import CaptionPipeline
 from audiocap.embed import equal_length_batches
-from audiocap.onnx_export import CARD, ExportError, checkpoint_sha256, export_onnx, read_card
+from audiocap.onnx_export import CARD, ExportError, checkpoint_sha256, decode_card, export_onnx, read_card
 
 BACKENDS = ("torch", "onnx")
 
@@ -60,13 +60,16 @@ def onnx_folder(model: str | os.PathLike, kind: str) -> Path:
     into the cache, keyed by the SHA-256 of its weights), checked to hold a ``kind`` model."""
     folder = Path(model)
     if not is_export(folder):
-        from audiocap.checkpoint import checkpoint_kind
+        from audiocap.checkpoint import checkpoint_kind, read_recipe
 
         checkpoint_kind(folder, expect=(kind,))  # a wrong or broken checkpoint fails here, named
         sha = checkpoint_sha256(folder)
         cached = cache_root() / f"{kind}-{sha[:16]}"
         try:
-            fresh = is_export(cached) and read_card(cached)["source"]["sha256"] == sha
+            card = read_card(cached) if is_export(cached) else None
+            # same weights, and for a captioner the same decoding settings (they live in the recipe)
+            fresh = card is not None and card["source"]["sha256"] == sha and (
+                kind != "captioner" or card.get("decode") == decode_card(read_recipe(folder)))
         except ExportError:  # an export by an older audiocap (another card format): made again
             fresh = False
         if not fresh:
@@ -233,6 +236,7 @@ class OnnxCaptionPipeline(CaptionPipeline):
         self.vocab = read_extra(folder, "vocab", Vocab.from_json)
         self.beam, self.batch_size = beam, batch_size
         self.alpha = card["decode"]["alpha"] if alpha is None else alpha
+        self.no_repeat_ngram = int(card["decode"].get("no_repeat_ngram", 0))
         self.max_len = min(max_len or card["decode"]["max_len"], int(card["decoder"]["max_len"]))
         self.tower, self.device, self.precision = OnnxAudioTower(folder, card), torch.device("cpu"), "fp32"
         self.scorer = OnnxCaptionerScorer(folder, card)

@@ -280,13 +280,18 @@ def _export_captioner(folder: Path, out: Path, parity: dict[str, float]) -> dict
     parity["captioner_step"] = max(_check(CaptionerStep(model), out / "captioner_step.onnx", step_inputs(*shape))
                                    for shape in ((6, 0, 11), (2, 5, 4)))
     shutil.copyfile(folder / "vocab.json", out / "vocab.json")
-    dec = loaded.recipe.get("decode", {}) or {}
     card |= {"audio_policy": loaded.audio_policy.to_dict(), "vocab": "vocab.json",
              "tokens": {"bos": loaded.vocab.bos_id, "eos": loaded.vocab.eos_id, "pad": loaded.vocab.pad_id},
              "decoder": {"layers": n_layers, "heads": heads, "head_dim": hd, "max_len": cfg.max_len},
-             "decode": {"beam": int(dec.get("beam", 3)), "alpha": float(dec.get("alpha", 0.0)),
-                        "max_len": int(dec.get("max_len", 25))}}
+             "decode": decode_card(loaded.recipe)}
     return card
+
+
+def decode_card(recipe: dict) -> dict:
+    """The decoding settings of a captioner recipe as an export's card records them."""
+    dec = recipe.get("decode", {}) or {}
+    return {"beam": int(dec.get("beam", 3)), "alpha": float(dec.get("alpha", 0.0)),
+            "max_len": int(dec.get("max_len", 25)), "no_repeat_ngram": int(dec.get("no_repeat_ngram", 0))}
 
 
 PIPELINE = {  # how the graphs fit together, for runtimes outside audiocap

@@ -130,3 +130,33 @@ def test_ensemble_averages_log_probs():
     l1, _ = m1.step(tok, m1.start(frames, mask))
     le, _ = ens.step(tok, ens.start(frames, mask))
     torch.testing.assert_close(le, (l0 + l1) / 2)
+
+
+def test_banned_repeats_are_the_tokens_that_would_repeat_an_ngram():
+    from audiocap.decoding.beam import banned_repeats
+
+    assert banned_repeats([7, 8, 9, 7, 8], 3) == {9}  # "7 8 9 ... 7 8" may not go on with 9
+    assert banned_repeats([7, 8, 9, 7, 8, 5, 7, 8], 3) == {9, 5}
+    assert banned_repeats([7, 8, 9], 1) == {7, 8, 9}
+    assert banned_repeats([7, 8], 3) == set() and banned_repeats([7, 8, 7, 8], 0) == set()
+
+
+def test_no_repeat_ngram_stops_a_caption_from_looping():
+    # The table loves the loop 3 -> 4 -> 3 -> 4 ...; <eos> only after 5. Plain search repeats
+    # "3 4 3"; with no_repeat_ngram=3 no trigram occurs twice in any result.
+    v = 6
+    t = torch.full((v, v), 1e-9)
+    t[BOS, 3] = 1.0
+    t[3, 4], t[3, 5] = 0.9, 0.1
+    t[4, 3], t[4, 5] = 0.8, 0.2
+    t[5, EOS] = 1.0
+    t = t / t.sum(1, keepdim=True)
+    sc = TableScorer(t)
+    plain = greedy_search(sc, None, 1, max_len=8)[0]
+    assert plain.tokens == [3, 4] * 4 and not plain.finished  # loops until max_len
+    fixed = greedy_search(sc, None, 1, max_len=8, no_repeat_ngram=3)[0]
+    assert fixed.tokens == [3, 4, 3, 4, 5] and fixed.finished  # "3 4 3" may not come back
+    assert abs(fixed.logprob - math.log(0.9 * 0.8 * 0.9 * 0.2)) < 1e-6
+    for hyp in beam_search(sc, None, 1, beam=3, max_len=8, n_best=3, no_repeat_ngram=3)[0]:
+        grams = [tuple(hyp.tokens[i:i + 3]) for i in range(len(hyp.tokens) - 2)]
+        assert len(grams) == len(set(grams)) and hyp.finished, hyp.tokens

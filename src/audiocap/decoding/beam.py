@@ -15,6 +15,10 @@ including ``<eos>``; alpha = 0 is plain log-probability, Wu et al. 2016 use a si
 length penalty). Search for an item stops when its k finished hypotheses cannot be beaten
 by any continuation of its live beams; hypotheses that reach ``max_len`` without ``<eos>``
 are returned with ``finished=False`` rather than dropped, ranked after every finished one.
+
+``no_repeat_ngram = n`` (> 0) forbids a token that would repeat an n-gram already in the
+prefix (the "no_repeat_ngram_size" of fairseq and Hugging Face generation): with n = 3 a
+caption cannot say "a drum beats as a drum beats".
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ class Hypothesis:
 
 
 @torch.no_grad()
-def greedy_search(scorer: Scorer, state: Any, batch_size: int, *, max_len: int) -> list[Hypothesis]:
+def greedy_search(scorer: Scorer, state: Any, batch_size: int, *, max_len: int,
+                  no_repeat_ngram: int = 0) -> list[Hypothesis]:
     """Pick the most probable next token at every step for a batch of ``batch_size`` items.
 
     Greedy decoding of an autoregressive captioner (the DCASE 2024 Task 6 baseline's default);
@@ -62,7 +67,10 @@ def greedy_search(scorer: Scorer, state: Any, batch_size: int, *, max_len: int) 
     done = torch.zeros(batch_size, dtype=torch.bool)
     for t in range(max_len):
         logp, state = scorer.step(tokens, state)  # (B, V)
+        if no_repeat_ngram > 0:
+            logp = _ban(logp.double().cpu(), [out[b, :t].tolist() for b in range(batch_size)], no_repeat_ngram)
         best, tokens = logp.max(dim=-1)  # (B,)
+        tokens = tokens.to(device)
         live = ~done
         out[live, t] = tokens.cpu()[live]
         logprob[live] += best.double().cpu()[live]
@@ -79,8 +87,27 @@ def greedy_search(scorer: Scorer, state: Any, batch_size: int, *, max_len: int) 
 
 
 @torch.no_grad()
+def banned_repeats(seq: list[int], n: int) -> set[int]:
+    """Tokens that would end an n-gram already present in ``seq`` (none when ``n`` < 1)."""
+    if n < 1 or len(seq) < n - 1:
+        return set()
+    prefix = tuple(seq[len(seq) - n + 1:]) if n > 1 else ()
+    return {seq[i + n - 1] for i in range(len(seq) - n + 1) if tuple(seq[i:i + n - 1]) == prefix}
+
+
+def _ban(logp: Tensor, seqs: list[list[int]], n: int) -> Tensor:
+    """``logp`` (N, V) on the CPU with the tokens :func:`banned_repeats` forbids set to -inf."""
+    if n < 1:
+        return logp
+    for r, seq in enumerate(seqs):
+        banned = banned_repeats(seq, n)
+        if banned:
+            logp[r, list(banned)] = float("-inf")
+    return logp
+
+
 def beam_search(scorer: Scorer, state: Any, batch_size: int, *, beam: int = 3, alpha: float = 0.0,
-                max_len: int = 30, n_best: int = 1) -> list[list[Hypothesis]]:
+                max_len: int = 30, n_best: int = 1, no_repeat_ngram: int = 0) -> list[list[Hypothesis]]:
     """Batched beam search; returns the ``n_best`` best hypotheses of each item, best first.
 
     ``state`` is the scorer's start state for ``batch_size`` items (one row each); it is
@@ -100,7 +127,8 @@ def beam_search(scorer: Scorer, state: Any, batch_size: int, *, beam: int = 3, a
     for t in range(1, max_len + 1):
         logp, state = scorer.step(tokens, state)  # (B*k, V)
         vocab = logp.shape[-1]
-        cand = (scores.view(-1, 1) + logp.double().cpu()).view(batch_size, k * vocab)  # (B, k*V)
+        logp = _ban(logp.double().cpu(), seqs, no_repeat_ngram)
+        cand = (scores.view(-1, 1) + logp).view(batch_size, k * vocab)  # (B, k*V)
         top_s, top_i = cand.topk(min(2 * k, k * vocab), dim=-1)
         top_s, top_i = top_s.tolist(), top_i.tolist()
         pick_row, pick_tok, new_scores = [], [], []

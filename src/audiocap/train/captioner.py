@@ -87,6 +87,7 @@ class DecodeRecipe:
     beam: int = 3
     alpha: float = 0.0  # length normalization exponent
     max_len: int = 25  # generated tokens incl. <eos>
+    no_repeat_ngram: int = 0  # > 0: beam search never repeats an n-gram of the caption (3 stops "a drum beats as a drum beats")
 
 
 @dataclass
