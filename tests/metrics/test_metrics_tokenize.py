@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from audiocap.metrics.meteor import JavaToolError
+from audiocap.javatools import JavaToolError
 from audiocap.text import tokenize
 from audiocap.text.tokenize import java_ptb_tokenize, ptb_tokenize
 

@@ -74,7 +74,7 @@ def status(
                                           help="SPICE folder to check (default: ~/.cache/audiocap/spice)."),
 ) -> None:
     """Say whether METEOR (java + pycocoevalcap) and SPICE can run here, and why not."""
-    from audiocap.metrics.meteor import JavaToolError, java_executable, pycocoevalcap_dir
+    from audiocap.javatools import JavaToolError, java_executable, pycocoevalcap_dir
     from audiocap.metrics.spice import spice_status
 
     try:

@@ -9,37 +9,14 @@ English paraphrase table). It is driven with coco-caption's ``-stdio`` protocol:
 from __future__ import annotations
 
 import atexit
-import importlib.util
-import shutil
 import subprocess
 import threading
 from pathlib import Path
 
 import numpy as np
 
+from audiocap.javatools import JavaToolError, java_executable, pycocoevalcap_dir
 from audiocap.metrics.base import MetricResult, prepare
-
-
-class JavaToolError(RuntimeError):
-    """A Java-based metric cannot run; the message says why and what to do."""
-
-
-def pycocoevalcap_dir() -> Path:
-    """Folder of the installed pycocoevalcap package (holds the METEOR, PTB and SPICE jars)."""
-    spec = importlib.util.find_spec("pycocoevalcap")
-    if spec is None or not spec.submodule_search_locations:
-        raise JavaToolError("pycocoevalcap is not installed (it ships the official METEOR and "
-                            "SPICE jars); run: pip install pycocoevalcap==1.2")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def java_executable() -> str:
-    """Path of ``java`` on PATH, or a clear error (Debian: apt-get install default-jre-headless)."""
-    java = shutil.which("java")
-    if java is None:
-        raise JavaToolError("java not found on PATH; install a Java runtime "
-                            "(Debian: apt-get install default-jre-headless)")
-    return java
 
 
 class MeteorProcess:

@@ -109,7 +109,7 @@ def setup_spice(target: Path | None = None, *, mvn: str | None = None, java: str
     ``progress`` is called with a short message per step. Raises SpiceSetupError with the
     reason (no java, no mvn, Maven Central unreachable, checksum mismatch).
     """
-    from audiocap.metrics.meteor import JavaToolError, pycocoevalcap_dir
+    from audiocap.javatools import JavaToolError, pycocoevalcap_dir
 
     say = progress or (lambda msg: None)
     target = Path(target) if target else default_spice_dir()

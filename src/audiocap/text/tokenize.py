@@ -120,7 +120,7 @@ _UNSURE = re.compile(r"[:;=][\-o*']?[()DPdpO\\{@|\[\]][0-9_.]")
 
 def _java_fallback(texts: list[str], indices: list[int], out: list[str]) -> None:
     """Put the Java tokenizer's tokens in ``out[i]`` for ``i`` in ``indices`` (if Java runs)."""
-    from audiocap.metrics.meteor import JavaToolError
+    from audiocap.javatools import JavaToolError
 
     batch, where = [], []
     for i in indices:  # each caption followed by its own successor, as in the whole batch
@@ -150,9 +150,9 @@ def java_ptb_tokenize(texts: list[str]) -> list[str]:
     -preserveLines -lowerCase`` process for all texts (one line each), then pycocoevalcap's
     punctuation filter. Line breaks inside a text count as spaces and a lone surrogate (which
     UTF-8 cannot carry) as an untokenizable character. Raises
-    :class:`audiocap.metrics.meteor.JavaToolError` when Java or pycocoevalcap is missing.
+    :class:`audiocap.javatools.JavaToolError` when Java or pycocoevalcap is missing.
     """
-    from audiocap.metrics.meteor import JavaToolError, java_executable, pycocoevalcap_dir
+    from audiocap.javatools import JavaToolError, java_executable, pycocoevalcap_dir
 
     jar = pycocoevalcap_dir() / "tokenizer" / "stanford-corenlp-3.4.1.jar"
     if not jar.is_file():
