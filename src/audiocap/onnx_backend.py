@@ -26,24 +26,9 @@ from torch import Tensor, nn
 
 from audiocap.captioning import CaptionPipeline
 from audiocap.embed import equal_length_batches
-from audiocap.onnx_export import CARD, ExportError, checkpoint_sha256, decode_card, export_onnx, read_card
+from audiocap.onnx_export import CARD, ExportError, checkpoint_sha256, decode_card, export_onnx, read_card, session
 
 BACKENDS = ("torch", "onnx")
-
-
-def session(path: str | os.PathLike, *, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session for ``path`` with ``threads`` intra-op threads (default: torch's)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ExportError("the onnxruntime package is not installed; run: pip install -e '.[onnx]' "
-                          "(make setup installs it)") from None
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or torch.get_num_threads()
-    opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def is_export(folder: str | os.PathLike) -> bool:

@@ -47,6 +47,21 @@ class ExportError(ValueError):
     """The checkpoint cannot be exported (unsupported tower, a graph that does not match torch)."""
 
 
+def session(path: str | os.PathLike, *, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session for ``path`` with ``threads`` intra-op threads (default: torch's)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ExportError("the onnxruntime package is not installed; run: pip install -e '.[onnx]' "
+                          "(make setup installs it)") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 class FrontEndGraph(nn.Module):
     """:class:`audiocap.encoders.frontend.AisfxFrontEnd` in a form the exporter maps onto ONNX's
     STFT operator for any length: the centring pad is explicit and the spectrum comes as real and
@@ -155,7 +170,6 @@ def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, inputs: lis
 
 def _check(module: nn.Module, path: Path, feeds: dict[str, Tensor]) -> float:
     """Max abs difference between torch and ONNX Runtime on ``feeds`` (other sizes than the trace)."""
-    from audiocap.onnx_backend import session
 
     with torch.no_grad():
         ref = module.eval()(*feeds.values())
