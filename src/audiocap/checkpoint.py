@@ -24,6 +24,7 @@ from audiocap.fileio import atomic_path, atomic_write_json, atomic_write_text
 
 WEIGHTS = "model.safetensors"
 RECIPE = "recipe.yaml"
+POLICY_KEY = "audio_policy"  # the recipe section audiocap.audio.policy reads back
 
 
 # the fix for a damaged file: the folder's files belong together, so copy all of them again
@@ -71,10 +72,8 @@ def save_checkpoint(
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     recipe = dict(recipe)
-    if audio_policy is not None:
-        from audiocap.audio.policy import with_policy
-
-        recipe = with_policy(recipe, audio_policy)
+    if audio_policy is not None:  # an AudioPolicy (audiocap.audio.policy imports this module, not vice versa)
+        recipe[POLICY_KEY] = audio_policy.to_dict()
     if prefixes:
         recipe["excluded_prefixes"] = list(prefixes)
     if dtype is not None:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-POLICY_KEY = "audio_policy"
+from audiocap.checkpoint import POLICY_KEY, read_recipe
 LASTS = ("overlap", "shorter")
 COMBINES = ("mean", "concat")
 KIND_COMBINE = {"clap": "mean", "wsac": "mean", "captioner": "concat"}
@@ -203,8 +203,6 @@ def audio_policy_of(obj: Any) -> AudioPolicy:
     if isinstance(obj, dict):
         return policy_from_recipe(obj)
     if isinstance(obj, (str, os.PathLike)):
-        from audiocap.checkpoint import read_recipe
-
         return policy_from_recipe(read_recipe(obj), where=f"{obj}/recipe.yaml")
     recipe = getattr(obj, "recipe", None)
     if isinstance(recipe, dict):
