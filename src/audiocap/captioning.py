@@ -62,6 +62,7 @@ from audiocap.audio.policy import AudioPolicy, PolicyError, stream_windows
 from audiocap.checkpoint import RECOPY, CheckpointError, build_from_recipe, load_checkpoint, load_weights, \
     read_extra, read_recipe
 from audiocap.decoding import CaptionerScorer, EnsembleScorer, Hypothesis, beam_search, greedy_search
+from audiocap.decoding.result import Caption  # noqa: F401 (audiocap.captioning.Caption, as before)
 from audiocap.features.towers import PRECISIONS, resolve_precision, tower_autocast, tower_device  # noqa: F401 (re-exported)
 from audiocap.models.captioner import Captioner, CaptionerConfig
 from audiocap.text.vocab import Vocab
@@ -75,26 +76,6 @@ CAPTIONERS: dict[str, str] = {
     "captioner": "audiocap.captioning:caption_files",
     "wsac": "audiocap.decoding.wsac:caption_files",
 }
-
-
-@dataclass
-class Caption:
-    """One caption of a file (or of the window ``start``-``end`` seconds of it)."""
-
-    file: str
-    start: float
-    end: float
-    text: str
-    score: float | None  # the caption's log-probability; None when nothing was decoded (silence)
-    finished: bool = True  # False: cut at the maximum length without <eos>
-    flag: Flag | None = None  # "silence" | "low_confidence" (audiocap.audio.nonevent.judge)
-    confidence: float | None = None  # 0-1, how much the audio looks like a sound event
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON record ``audiocap caption --json`` prints (finite numbers only)."""
-        score = None if self.score is None or not np.isfinite(self.score) else round(self.score, 4)
-        return {"file": self.file, "start": self.start, "end": self.end, "caption": self.text, "score": score,
-                "finished": self.finished, "flag": self.flag, "confidence": self.confidence}
 
 
 @dataclass

@@ -200,13 +200,13 @@ def caption_files(files, checkpoints, *, beam: int = 3, per_window: bool = False
     long-audio policy (windows, normalized mean: :func:`audiocap.inference.clap.embed_clip`, as
     search and serving embed it), mapped to a decoder input by ``strategy`` (direct / nnd /
     projection, Kouzelis & Katsouros 2023) and decoded with beam search on ``device``. Returns
-    :class:`audiocap.captioning.Caption` records.
+    :class:`audiocap.decoding.result.Caption` records.
     """
     from tqdm import tqdm
 
     from audiocap.audio.io import audio_info, load_audio
     from audiocap.audio.nonevent import ANALYSIS_SR, SILENCE_CAPTION, judge
-    from audiocap.captioning import Caption
+    from audiocap.decoding.result import Caption
     from audiocap.checkpoint import CheckpointError
     from audiocap.inference.shared_space import audio_embedder
 
