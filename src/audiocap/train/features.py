@@ -22,7 +22,7 @@ from audiocap.audio.io import load_audio
 from audiocap.data.manifest import Clip, audio_path
 from audiocap.features.cache import (default_cache_dir, manifest_digest, module_digest, read_cache,  # noqa: F401
                                      tower_options, write_cache)
-from audiocap.features.towers import embed_waves, resolve_precision, tower_device
+from audiocap.features.towers import embed_waves, pad_frames, resolve_precision, tower_device
 
 
 def prefetch(pool, fn, n: int, *, ahead: int):
@@ -89,31 +89,19 @@ def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clip
     todo = [j for i, shard in enumerate(shards) if i not in done for j in shard]
     bar = tqdm(total=len(clips), initial=len(clips) - len(todo), desc=desc, unit="clip", mininterval=5.0)
     with ThreadPoolExecutor(1) as pool:
-        shard_rows: list[torch.Tensor] = []
-        pending: list[np.ndarray] = []
         waves = prefetch(pool, lambda k: decode(todo[k]), len(todo), ahead=2 * batch_size)
         for i, shard in enumerate(shards):
             if i in done:
                 continue
-            for _ in shard:  # a shard ends on a batch boundary, so it is written as soon as it is embedded
-                pending.append(next(waves))
-                if len(pending) == batch_size:
-                    shard_rows += embed_waves(tower, pending, batch_size=batch_size, device=device, precision=prec)
-                    bar.update(len(pending))
-                    pending.clear()
-            shard_rows += embed_waves(tower, pending, batch_size=batch_size, device=device, precision=prec)
-            bar.update(len(pending))
-            pending.clear()
-            done[i] = shard_rows
-            _write_shard(parts / f"{i:05d}.safetensors", shard_rows, [clips[j].id for j in shard])
-            shard_rows = []
+            rows: list[torch.Tensor] = []
+            for start in range(0, len(shard), batch_size):  # shards start on batch boundaries: same batches as one pass
+                batch = [next(waves) for _ in range(min(batch_size, len(shard) - start))]
+                rows += embed_waves(tower, batch, batch_size=batch_size, device=device, precision=prec)
+                bar.update(len(batch))
+            done[i] = rows
+            _write_shard(parts / f"{i:05d}.safetensors", rows, [clips[j].id for j in shard])
     bar.close()
-    rows = [r for i in range(len(shards)) for r in done[i]]
-    t_max = max(r.shape[0] for r in rows)
-    frames = torch.zeros(len(rows), t_max, rows[0].shape[1])
-    mask = torch.zeros(len(rows), t_max, dtype=torch.bool)
-    for i, r in enumerate(rows):
-        frames[i, : r.shape[0]], mask[i, : r.shape[0]] = r, True
+    frames, mask = pad_frames([r for i in range(len(shards)) for r in done[i]])
     meta = {"ids": [c.id for c in clips], "split": split, "precision": prec,
             "augment": None if augment is None else {"seed": augment[1], "version": augment[2]}}
     write_cache(path, {"frames": frames, "mask": mask}, meta)
@@ -122,13 +110,9 @@ def cache_audio_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clip
 
 
 def _write_shard(path: Path, rows: list[torch.Tensor], ids: list[str]) -> None:
-    """One finished shard of a cache being built: its clips' frames (ragged, stored padded)."""
-    t_max = max(r.shape[0] for r in rows)
-    frames = torch.zeros(len(rows), t_max, rows[0].shape[1])
-    lengths = torch.tensor([r.shape[0] for r in rows])
-    for i, r in enumerate(rows):
-        frames[i, : r.shape[0]] = r
-    write_cache(path, {"frames": frames, "lengths": lengths}, {"ids": ids})
+    """One finished shard of a cache being built, in the cache's own format (frames, mask, ids)."""
+    frames, mask = pad_frames(rows)
+    write_cache(path, {"frames": frames, "mask": mask}, {"ids": ids})
 
 
 def _read_shard(path: Path, ids: list[str]) -> list[torch.Tensor] | None:
@@ -141,8 +125,7 @@ def _read_shard(path: Path, ids: list[str]) -> list[torch.Tensor] | None:
         return None
     if meta.get("ids") != ids:
         return None
-    return [tensors["frames"][i, :n].clone() for i, n in enumerate(tensors["lengths"].tolist())]
-
+    return [f[m].clone() for f, m in zip(tensors["frames"], tensors["mask"])]
 
 
 @torch.no_grad()
