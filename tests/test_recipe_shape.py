@@ -6,9 +6,9 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
+from tone_manifest import write_tone_manifest
 from typer.testing import CliRunner
 
 from audiocap.cli import app
@@ -161,20 +161,9 @@ def test_clap_positional_overrides_still_work_and_agree_with_set(caught):
 def test_captioner_rerun_is_a_no_op_and_force_retrains(tmp_path, monkeypatch):
     """The captioner used to retrain from scratch unless --resume was given; now a finished run
     is left alone by default (as CLAP and WSAC do) and --force trains it again."""
-    import soundfile as sf
-
-    from audiocap.data.manifest import Clip, write_manifest
-
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    caps = {440.0: ["a low tone hums", "a low steady tone"], 1760.0: ["a high beep rings", "a high pitched beep"]}
-    clips = []
-    for i in range(8):
-        freq = 440.0 if i % 2 else 1760.0
-        sf.write(tmp_path / f"c{i}.wav", 0.3 * np.sin(2 * np.pi * freq * np.arange(16000) / 16000), 16000)
-        clips.append(Clip(id=f"c{i}", audio=f"c{i}.wav", duration=1.0, captions=caps[freq],
-                          split="train" if i < 6 else "val"))
-    write_manifest(tmp_path / "manifest.jsonl", clips)
+    write_tone_manifest(tmp_path, n=8, n_train=6)
     cmd = ["captioner", "-c", str(CONFIGS / "captioner" / "debug.yaml"), "--set", "data.manifest=manifest.jsonl",
            "--set", "run.out=run", "--set", "run.cache_dir=cache", "--set", "train.progress=false",
            "--set", "run.threads=1"]

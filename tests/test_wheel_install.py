@@ -19,8 +19,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
+from tone_manifest import write_tone_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,19 +110,8 @@ def test_installed_demo_imports_the_captions(installed, shared, tmp_path):
 def test_installed_package_trains_its_debug_recipe(installed, tmp_path):
     """The captioner debug recipe shipped in the wheel trains on a tiny manifest from another
     folder, and the installed ``caption`` command reads the checkpoint it wrote."""
-    import soundfile as sf
-
-    from audiocap.data.manifest import Clip, write_manifest
-
     target, env = installed
-    caps = {440.0: ["a low tone hums", "a low steady tone"], 1760.0: ["a high beep rings", "a high pitched beep"]}
-    clips = []
-    for i in range(12):
-        freq = 440.0 if i % 2 else 1760.0
-        sf.write(tmp_path / f"c{i}.wav", 0.3 * np.sin(2 * np.pi * freq * np.arange(16000) / 16000), 16000)
-        clips.append(Clip(id=f"c{i}", audio=f"c{i}.wav", duration=1.0, captions=caps[freq],
-                          split="train" if i < 8 else "val"))
-    write_manifest(tmp_path / "manifest.jsonl", clips)
+    write_tone_manifest(tmp_path, n=12, n_train=8)
     recipe = target / "audiocap" / "configs" / "captioner" / "debug.yaml"
     run = audiocap_cli(env, tmp_path, "train", "captioner", "-c", str(recipe),
                        "--set", "data.manifest=manifest.jsonl", "--set", "train.out=run",
