@@ -22,7 +22,6 @@ by tracing fails the export instead of giving wrong numbers later; the differenc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -35,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audiocap.fileio import atomic_path, atomic_write_json
+from audiocap.fileio import atomic_path, atomic_write_json, file_hash
 
 OPSET = 17
 CARD = "model_card.json"
@@ -147,17 +146,9 @@ class CaptionerStep(nn.Module):
         return torch.log_softmax(logits.float(), dim=-1), torch.stack(keys), torch.stack(values)
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def checkpoint_sha256(folder: str | os.PathLike) -> str:
     """SHA-256 of a checkpoint folder's ``model.safetensors`` (what an index records too)."""
-    return sha256_file(Path(folder) / "model.safetensors")
+    return file_hash(Path(folder) / "model.safetensors")
 
 
 def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, inputs: list[str], outputs: list[str],
@@ -350,7 +341,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     parity: dict[str, float] = {}
     card = EXPORTERS[kind](folder, out, parity)
-    graphs = {p.stem: {"file": p.name, "sha256": sha256_file(p), **_io(p)} for p in sorted(out.glob("*.onnx"))
+    graphs = {p.stem: {"file": p.name, "sha256": file_hash(p), **_io(p)} for p in sorted(out.glob("*.onnx"))
               if p.stem in parity}
     import onnx
     import onnxruntime

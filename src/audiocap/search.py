@@ -20,7 +20,6 @@ float32 arrays -> (N, D) L2-normalized), ``embed_text(texts)`` (-> (N, D)) and o
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 
-from audiocap.fileio import atomic_write_json
+from audiocap.fileio import atomic_write_json, file_hash
 from audiocap.index import IndexParams, VectorIndex, VectorIndexError
 
 if TYPE_CHECKING:
@@ -105,11 +104,7 @@ def model_fingerprint(model: str | os.PathLike) -> dict[str, Any]:
     target = path / "model.safetensors" if path.is_dir() else path
     if not target.is_file():
         raise VectorIndexError(f"{target}: missing; pass a CLAP checkpoint folder with --model")
-    digest = hashlib.sha256()
-    with open(target, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": str(path), "sha256": digest.hexdigest()}
+    return {"path": str(path), "sha256": file_hash(target)}
 
 
 def collect_sources(source: str | os.PathLike) -> list[dict[str, Any]]:

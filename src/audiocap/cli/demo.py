@@ -127,10 +127,11 @@ def _index_is_current(index: Path, clap: Path) -> bool:
     """Whether ``index`` was built by the very weights of ``clap`` (path and sha256)."""
     import json
 
+    from audiocap.index import META_FILE
     from audiocap.search import model_fingerprint
 
     try:
-        built = json.loads((index / "index.json").read_text(encoding="utf-8")).get("model") or {}
+        built = json.loads((index / META_FILE).read_text(encoding="utf-8")).get("model") or {}
     except (OSError, ValueError):
         return False
     now = model_fingerprint(clap)
