@@ -160,3 +160,18 @@ def test_no_repeat_ngram_stops_a_caption_from_looping():
     for hyp in beam_search(sc, None, 1, beam=3, max_len=8, n_best=3, no_repeat_ngram=3)[0]:
         grams = [tuple(hyp.tokens[i:i + 3]) for i in range(len(hyp.tokens) - 2)]
         assert len(grams) == len(set(grams)) and hyp.finished, hyp.tokens
+
+
+def test_search_builds_no_autograd_graph():
+    # Decoding runs under torch.no_grad whoever calls it: no graph (memory) grows over the steps.
+    seen = []
+
+    class Recording(TableScorer):
+        def step(self, tokens, state):
+            seen.append(torch.is_grad_enabled())
+            return super().step(tokens, state)
+
+    sc = Recording(toy_table(0))
+    beam_search(sc, None, 2, beam=3, max_len=4, no_repeat_ngram=2)
+    greedy_search(sc, None, 2, max_len=4, no_repeat_ngram=2)
+    assert seen and not any(seen)

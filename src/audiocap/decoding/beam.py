@@ -86,7 +86,6 @@ def greedy_search(scorer: Scorer, state: Any, batch_size: int, *, max_len: int,
     return hyps
 
 
-@torch.no_grad()
 def banned_repeats(seq: list[int], n: int) -> set[int]:
     """Tokens that would end an n-gram already present in ``seq`` (none when ``n`` < 1)."""
     if n < 1 or len(seq) < n - 1:
@@ -106,6 +105,7 @@ def _ban(logp: Tensor, seqs: list[list[int]], n: int) -> Tensor:
     return logp
 
 
+@torch.no_grad()
 def beam_search(scorer: Scorer, state: Any, batch_size: int, *, beam: int = 3, alpha: float = 0.0,
                 max_len: int = 30, n_best: int = 1, no_repeat_ngram: int = 0) -> list[list[Hypothesis]]:
     """Batched beam search; returns the ``n_best`` best hypotheses of each item, best first.
