@@ -226,6 +226,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "init_temperature": (_positive, "must be > 0"),
     "grad_clip": (_non_negative, "must be >= 0 (0 = no clipping)"),
     "min_lr_ratio": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    "tower_lr_scale": (lambda v: 0 < v <= 10, "must be > 0 and at most 10 (1 = the heads' learning rate)"),
     "clip_seconds": (_positive, "must be > 0"),
     "max_seconds": (_positive, "must be > 0"),
     "beam": (_at_least_one, "must be >= 1"),

@@ -158,9 +158,12 @@ class ClapModel(nn.Module):
 
     def encode_text(self, texts: list[str] | dict[str, torch.Tensor] | None = None, *,
                     text_feats: torch.Tensor | None = None) -> torch.Tensor:
-        """L2-normalized text embeddings (B, E) from strings, token ids or cached tower outputs."""
+        """L2-normalized text embeddings (B, E) from strings, token ids or cached tower outputs
+        (what ``text_tower.cache_features`` stores: with trained top layers, the states below them)."""
         if text_feats is None:
             text_feats = self.text_features(texts)
+        elif hasattr(self.text_tower, "from_cache"):
+            text_feats = self.text_tower.from_cache(text_feats)
         return F.normalize(self.text_proj(text_feats), dim=-1)
 
     # --- image (CLAIP) ---

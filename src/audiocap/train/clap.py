@@ -36,6 +36,7 @@ class OptimRecipe:
     weight_decay: float = 0.05
     warmup_steps: int = 50
     min_lr_ratio: float = 0.0
+    tower_lr_scale: float = 0.1  # trained tower layers (text_kw.train_layers, unfrozen towers) at lr * this
 
 
 @dataclass
@@ -175,13 +176,13 @@ class ClapModule(L.LightningModule):
         self.model.eval()
         a = self.model.encode_audio(frame_embs=s.frames.to(self.device), mask=s.mask.to(self.device))
         t = self.model.encode_text(text_feats=s.text_feats.to(self.device))
-        self.model.train()
         ranks = (t @ a.t()).argsort(dim=1, descending=True)  # (M, N)
         pos = (ranks == s.caption_clip.to(self.device)[:, None]).float().argmax(1)
         self.log("val/t2a_R@1", (pos < 1).float().mean(), prog_bar=True, sync_dist=False)
         self.log("val/t2a_R@10", (pos < 10).float().mean(), sync_dist=False)
-        if self.phrase_feats is not None and s.tag_hot is not None:
+        if self.phrase_feats is not None and s.tag_hot is not None:  # still in eval mode: no dropout
             self.log("val/short_mAP@10", self._short_map(a, s.tag_hot.to(self.device)), prog_bar=True, sync_dist=False)
+        self.model.train()
 
     def _short_map(self, audio_emb: torch.Tensor, tag_hot: torch.Tensor, k: int = 10) -> torch.Tensor:
         """mAP@10 of one query per tag (the tag text itself, the first phrase of each tag) over the
@@ -200,12 +201,14 @@ class ClapModule(L.LightningModule):
         return ap.mean()
 
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]  # biases, norms, logit scale
         o = self.recipe.optim
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=o.lr)
+        groups = []
+        for tower, lr in ((False, o.lr), (True, o.lr * o.tower_lr_scale)):  # pretrained weights move slower
+            params = [p for n, p in self.model.named_parameters()
+                      if p.requires_grad and n.startswith(("audio_tower.", "text_tower.")) == tower]
+            groups += [{"params": [p for p in params if p.ndim >= 2], "weight_decay": o.weight_decay, "lr": lr},
+                       {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, "lr": lr}]  # biases, norms
+        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr)
         total = int(self.trainer.estimated_stepping_batches)
         return {"optimizer": opt, "lr_scheduler": warmup_cosine_scheduler(
             opt, warmup=o.warmup_steps, total=total, min_ratio=o.min_lr_ratio)}
@@ -229,7 +232,7 @@ def prepare_tagger(recipe: ClapRecipe, model: ClapModel, dm: ClapDataModule) -> 
         raise ValueError(f"{dm.r.manifest}: no tag used by >= {recipe.tag.min_count} train clips; CLAP-TAG needs tags")
     dm.tag_vocab = tags
     path = cache_audio_frames(model.audio_tower, s.manifest, s.clips, dm.r.train_split, dm.r.cache_dir,
-                              max_seconds=dm.r.max_seconds)
+                              max_seconds=dm.r.max_seconds, precision=dm.r.precision, device=dm.device)  # the training cache
     t = read_cache(path)[0]
     with torch.no_grad():
         pooled = model.audio_tower.pool(t["frames"], t["mask"])  # (N, P) pretrained tower

@@ -131,15 +131,23 @@ def _read_shard(path: Path, ids: list[str]) -> list[torch.Tensor] | None:
 @torch.no_grad()
 def cache_text_features(text_tower: torch.nn.Module, texts: list[str], cache_dir: str | os.PathLike | None = None,
                         *, batch_size: int = 256, device: str | torch.device | None = None) -> Path:
-    """Compute (or find) frozen text-tower features (M, Dt) for ``texts`` (keyed by the texts)."""
+    """Compute (or find) frozen text-tower features for ``texts`` (keyed by the texts): pooled
+    outputs (M, Dt), or for a tower that trains its top layers the token states below them
+    (M, L, Dt + 1) in float16, padded to the longest text (``TextTower.cache_features``)."""
+    kind = getattr(text_tower, "cache_kind", "pooled")
     h = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:16]
-    path = Path(cache_dir or default_cache_dir()) / module_digest(text_tower, "text") / f"{h}-text.safetensors"
+    extra = "text" if kind == "pooled" else f"text|{kind}"
+    path = Path(cache_dir or default_cache_dir()) / module_digest(text_tower, extra) / f"{h}-text.safetensors"
     if path.exists():
         return path
     device = tower_device(text_tower) if device is None else device
     text_tower = text_tower.to(device).eval()
-    out = [text_tower(texts[i : i + batch_size]).float().cpu()
+    encode = getattr(text_tower, "cache_features", text_tower)
+    out = [encode(texts[i : i + batch_size]).float().cpu()
            for i in tqdm(range(0, len(texts), batch_size), desc="caching text features", unit="batch")]
+    if kind != "pooled":  # token states: pad every batch to the longest text, store half precision
+        width = max(o.shape[1] for o in out)
+        out = [torch.nn.functional.pad(o, (0, 0, 0, width - o.shape[1])).half() for o in out]
     return write_cache(path, {"feats": torch.cat(out)}, {"n": len(texts)})
 
 
