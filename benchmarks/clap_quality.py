@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from audiocap.metrics.retrieval import rank_metrics, retrieval_report
+from audiocap.metrics.retrieval import per_query_metrics, rank_metrics, retrieval_report
 
 KS = (1, 5, 10)
 
@@ -60,28 +60,39 @@ def chance_rank_metrics(n_rel: Sequence[int], n_items: int, *, ks: Sequence[int]
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-def caption_retrieval(audio_emb: np.ndarray, caption_emb: np.ndarray, audio_of_text: Sequence[int]) -> dict:
+def caption_retrieval(audio_emb: np.ndarray, caption_emb: np.ndarray, audio_of_text: Sequence[int], *,
+                      per_item: bool = False) -> dict:
     """(a) text->audio and audio->text R@1/5/10, mAP@10 with full captions, plus chance and counts.
 
     ``audio_emb`` (A, D) and ``caption_emb`` (T, D) are L2-normalized; ``audio_of_text`` (T,)
-    gives each caption's clip (Task 6B protocol, :func:`retrieval_report`).
+    gives each caption's clip (Task 6B protocol, :func:`retrieval_report`). ``per_item`` adds
+    ``text_to_audio["per_query"]``: each caption query's R@1 hit and AP@10 (T,) and its clip index.
     """
     aot = np.asarray(audio_of_text)
-    rep = retrieval_report(audio_emb @ caption_emb.T, aot)
+    sim = audio_emb @ caption_emb.T  # (A, T)
+    rep = retrieval_report(sim, aot)
     n_a, n_t = len(audio_emb), len(caption_emb)
     per_clip = np.bincount(aot, minlength=n_a)
-    return {"text_to_audio": {**rep["text_to_audio"], "chance": chance_rank_metrics([1] * n_t, n_a),
-                              "n_queries": n_t, "n_items": n_a},
-            "audio_to_text": {**rep["audio_to_text"], "chance": chance_rank_metrics(per_clip.tolist(), n_t),
-                              "n_queries": n_a, "n_items": n_t}}
+    out = {"text_to_audio": {**rep["text_to_audio"], "chance": chance_rank_metrics([1] * n_t, n_a),
+                             "n_queries": n_t, "n_items": n_a},
+           "audio_to_text": {**rep["audio_to_text"], "chance": chance_rank_metrics(per_clip.tolist(), n_t),
+                             "n_queries": n_a, "n_items": n_t}}
+    if per_item:
+        rel = np.zeros((n_t, n_a), dtype=bool)  # (T, A): each caption's own clip
+        rel[np.arange(n_t), aot] = True
+        q = per_query_metrics(sim.T, rel, ks=(1,))
+        out["text_to_audio"]["per_query"] = {"R@1": q["R@1"].tolist(), "mAP@10": q["mAP@10"].tolist(),
+                                             "clip": aot.tolist()}
+    return out
 
 
 def short_query_retrieval(audio_emb: np.ndarray, tag_emb: np.ndarray, clip_tags: Sequence[Sequence[str]],
-                          tags: Sequence[str]) -> dict:
+                          tags: Sequence[str], *, per_item: bool = False) -> dict:
     """(b) one query per tag (row of ``tag_emb``), all clips carrying the tag relevant: mAP@10, R@10.
 
     ``single_event`` restricts the collection to clips with exactly one distinct tag. Tags with no
-    relevant clip in a variant are left out of that variant's queries.
+    relevant clip in a variant are left out of that variant's queries. ``per_item`` adds each
+    variant's ``per_query``: the query tags and their AP@10 and R@10 hit.
     """
     out = {}
     for variant, keep in (("all", [True] * len(clip_tags)),
@@ -95,24 +106,32 @@ def short_query_retrieval(audio_emb: np.ndarray, tag_emb: np.ndarray, clip_tags:
         m = rank_metrics(tag_emb[q] @ audio_emb[idx].T, rel[q], ks=(10,))
         ch = chance_rank_metrics(rel[q].sum(1).tolist(), len(idx), ks=(10,))
         out[variant] = {**m, "chance": ch, "n_queries": int(len(q)), "n_items": int(len(idx))}
+        if per_item:
+            pq = per_query_metrics(tag_emb[q] @ audio_emb[idx].T, rel[q], ks=(10,))
+            out[variant]["per_query"] = {"tag": [tags[i] for i in q], "mAP@10": pq["mAP@10"].tolist(),
+                                         "R@10": pq["R@10"].tolist()}
     return out
 
 
-def zero_shot(audio_emb: np.ndarray, class_emb: np.ndarray, labels: Sequence[int]) -> dict:
+def zero_shot(audio_emb: np.ndarray, class_emb: np.ndarray, labels: Sequence[int], *,
+              per_item: bool = False) -> dict:
     """(c) zero-shot top-1 / top-5 accuracy: argmax cosine of each clip over the class texts.
 
     ``labels`` (N,) are the true class indices of the single-label clips in ``audio_emb`` (N, D);
     ties count against the clip (the true class is ranked after equal scores). Chance =
-    min(k, n_classes) / n_classes.
+    min(k, n_classes) / n_classes. ``per_item`` adds ``per_clip``: each clip's top-1 hit (N,).
     """
     sim = audio_emb @ class_emb.T  # (N, K)
     lab = np.asarray(labels)
     true = sim[np.arange(len(lab)), lab][:, None]
     rank = (sim >= true).sum(1)  # 1 = best; ties pessimistic (true counted once among >=)
     n_cls = class_emb.shape[0]
-    return {"top1": float((rank <= 1).mean()), "top5": float((rank <= 5).mean()),
-            "chance": {"top1": 1.0 / n_cls, "top5": min(5, n_cls) / n_cls},
-            "n_clips": int(len(lab)), "n_classes": int(n_cls)}
+    out = {"top1": float((rank <= 1).mean()), "top5": float((rank <= 5).mean()),
+           "chance": {"top1": 1.0 / n_cls, "top5": min(5, n_cls) / n_cls},
+           "n_clips": int(len(lab)), "n_classes": int(n_cls)}
+    if per_item:
+        out["per_clip"] = {"top1": (rank <= 1).astype(float).tolist()}
+    return out
 
 
 def is_single(clip) -> bool:
@@ -121,23 +140,28 @@ def is_single(clip) -> bool:
     return len(set(labels)) == 1 if labels else len(set(clip.tags)) == 1
 
 
-def evaluate(embedder, audio_emb: np.ndarray, clips: list) -> dict[str, Any]:
-    """All three families for one model, given its (A, D) audio embeddings of ``clips``."""
+def evaluate(embedder, audio_emb: np.ndarray, clips: list, *, per_item: bool = False) -> dict[str, Any]:
+    """All three families for one model, given its (A, D) audio embeddings of ``clips``;
+    ``per_item`` adds the per-query / per-clip figures (see each family; zero-shot clips are named
+    by id in ``zero_shot["per_clip"]["id"]``)."""
     caps = [(i, c) for i, clip in enumerate(clips) for c in clip.captions]
     res: dict[str, Any] = {}
     if caps:
         cap_emb = np.asarray(embedder.embed_text([c for _, c in caps]), dtype=np.float64)
-        res["captions"] = caption_retrieval(audio_emb, cap_emb, [i for i, _ in caps])
+        res["captions"] = caption_retrieval(audio_emb, cap_emb, [i for i, _ in caps], per_item=per_item)
     tags = sorted({t for c in clips for t in c.tags})
     tag_emb = np.asarray(embedder.embed_text(tags), dtype=np.float64)
     # single_event in (b) follows is_single: a multi-label clip whose labels share one tag gets a marker
     clip_tags = [list(set(c.tags)) if is_single(c) else list(c.tags) + ["\0multi"] for c in clips]
-    res["short_queries"] = short_query_retrieval(audio_emb, tag_emb, clip_tags, tags)
+    res["short_queries"] = short_query_retrieval(audio_emb, tag_emb, clip_tags, tags, per_item=per_item)
     single = [i for i, c in enumerate(clips) if is_single(c)]
     classes = sorted({clips[i].tags[0] for i in single})
     if classes:
         cls_emb = tag_emb[[tags.index(t) for t in classes]]
-        res["zero_shot"] = zero_shot(audio_emb[single], cls_emb, [classes.index(clips[i].tags[0]) for i in single])
+        res["zero_shot"] = zero_shot(audio_emb[single], cls_emb, [classes.index(clips[i].tags[0]) for i in single],
+                                     per_item=per_item)
+        if per_item:
+            res["zero_shot"]["per_clip"]["id"] = [clips[i].id for i in single]
     return res
 
 

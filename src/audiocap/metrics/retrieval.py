@@ -33,8 +33,17 @@ def rank_metrics(sim, relevant, *, ks: Sequence[int] = (1, 5, 10), map_k: int = 
 
     ``sim`` (Q, C): score of every collection item for every query (higher = better).
     ``relevant`` (Q, C) bool: which items are relevant to which query (each query needs one).
-    Returns ``{"R@1": .., "R@5": .., "R@10": .., "mAP@10": ..}`` with values in [0, 1].
+    Returns ``{"R@1": .., "R@5": .., "R@10": .., "mAP@10": ..}`` with values in [0, 1]: the means
+    over queries of :func:`per_query_metrics`.
     """
+    return {k: float(v.mean()) for k, v in per_query_metrics(sim, relevant, ks=ks, map_k=map_k, ties=ties).items()}
+
+
+def per_query_metrics(sim, relevant, *, ks: Sequence[int] = (1, 5, 10), map_k: int = 10,
+                      ties: str = "pessimistic") -> dict[str, np.ndarray]:
+    """The figures of :func:`rank_metrics` per query: ``{"R@1": (Q,), .., "mAP@10": (Q,)}`` with
+    each query's hit (0/1) in the top k and its AP@``map_k`` (for paired comparisons of two
+    systems query by query, e.g. a bootstrap over queries)."""
     sim = _as_numpy(sim)
     rel = np.asarray(relevant, dtype=bool)
     if sim.ndim != 2 or rel.shape != sim.shape:
@@ -58,11 +67,10 @@ def rank_metrics(sim, relevant, *, ks: Sequence[int] = (1, 5, 10), map_k: int = 
     rel_sorted = np.take_along_axis(rel, order, axis=1)  # (Q, C)
     out = {}
     for k in ks:
-        out[f"R@{k}"] = float(rel_sorted[:, : min(k, c)].any(1).mean())
+        out[f"R@{k}"] = rel_sorted[:, : min(k, c)].any(1).astype(np.float64)  # (Q,)
     top = rel_sorted[:, : min(map_k, c)]  # (Q, K)
     precision = np.cumsum(top, axis=1) / np.arange(1, top.shape[1] + 1)
-    ap = (precision * top).sum(1) / np.minimum(n_rel, map_k)
-    out[f"mAP@{map_k}"] = float(ap.mean())
+    out[f"mAP@{map_k}"] = (precision * top).sum(1) / np.minimum(n_rel, map_k)  # (Q,) AP@K
     return out
 
 
