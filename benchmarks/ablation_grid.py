@@ -47,7 +47,7 @@ from clap_quality import evaluate as clap_evaluate  # noqa: E402
 from audiocap.evaluation.bootstrap import mean_sd, paired_bootstrap  # noqa: E402
 from audiocap.fileio import atomic_write_json, atomic_write_text, file_hash  # noqa: E402
 
-DONE, EVAL = "grid_done.json", "grid_eval.json"
+DONE, EVAL, PRED = "grid_done.json", "grid_eval.json", "grid_pred.json"
 EVAL_VERSION = 1  # bump when the cached figures change meaning
 
 
@@ -156,8 +156,9 @@ class CachedTextEmbedder:
             return self.model.encode_text(text_feats=self.feats[[self.row[t] for t in texts]]).numpy()
 
 
-def clap_figures(folder: Path, manifest: str, split: str) -> dict[str, Any]:
-    """clap_quality's figures with per-item outputs for one CLAP checkpoint, from cached frames."""
+def clap_figures(folder: Path, manifest: str, split: str, precision: str = "") -> dict[str, Any]:
+    """clap_quality's figures with per-item outputs for one CLAP checkpoint, from cached frames
+    (tower arithmetic ``precision``, default the recipe's)."""
     import torch
 
     from audiocap.checkpoint import read_recipe
@@ -173,7 +174,7 @@ def clap_figures(folder: Path, manifest: str, split: str) -> dict[str, Any]:
     clips = test_clips(manifest, split, float(data["max_seconds"]))
     cache_dir = data.get("cache_dir") or None
     path = cache_audio_frames(model.audio_tower, manifest, clips, split, cache_dir,
-                              max_seconds=float(data["max_seconds"]), precision=data.get("precision", "fp32"))
+                              max_seconds=float(data["max_seconds"]), precision=precision or data.get("precision", "fp32"))
     t, meta = read_cache(path)
     if meta["ids"] != [c.id for c in clips]:
         sys.exit(f"{path}: cached clip ids differ from the split's clips; delete the file so it is recomputed")
@@ -210,12 +211,13 @@ def clap_summary(res: dict) -> tuple[dict[str, float], dict[str, list[float]]]:
     return figs, units
 
 
-def caption_figures(checkpoints: list[Path], manifest: str, split: str, beam: int, metrics: list[str]) -> dict[str, Any]:
-    """Beam-``beam`` captions of the test clips by one captioner or an ensemble, with the Evaluator's
-    corpus and per-item scores. Frames come from the training cache of the split (the recipe's
-    tower, clip length and precision), decoding settings from the first checkpoint's recipe."""
+def caption_test_split(checkpoints: list[Path], manifest: str, split: str, beam: int,
+                       precision: str = "") -> dict[str, Any]:
+    """Beam-``beam`` captions of the test clips by one captioner or an ensemble. Frames come from
+    the training cache of the split (the recipe's tower and clip length; tower arithmetic
+    ``precision``, default the recipe's), decoding settings (max_len, no_repeat_ngram, alpha) from
+    the first checkpoint's recipe."""
     from audiocap.captioning import CaptionPipeline, load_captioner
-    from audiocap.metrics.evaluator import Evaluator
     from audiocap.train.captioner_data import load_frame_tower, split_frames
 
     members = [load_captioner(c) for c in checkpoints]
@@ -223,15 +225,33 @@ def caption_figures(checkpoints: list[Path], manifest: str, split: str, beam: in
     clips = test_clips(manifest, split, float(r["clip_seconds"]))
     tower = load_frame_tower(r["tower"]["name"], r["tower"].get("options"))
     frames = split_frames(manifest, clips, split, tower, clip_seconds=float(r["clip_seconds"]),
-                          cache_dir=r["data"].get("cache_dir") or None, precision=r["data"].get("precision", "fp32"))
+                          cache_dir=r["data"].get("cache_dir") or None,
+                          precision=precision or r["data"].get("precision", "fp32"))
     pipe = CaptionPipeline(members, beam=beam, tower=tower)
     t0 = time.time()
     preds = [pipe.vocab.decode(h.tokens) for h in pipe.caption_frames([frames[c.id] for c in clips])]
-    seconds = time.time() - t0
-    scores = Evaluator(metrics)([p or "empty" for p in preds], [c.captions for c in clips])
-    out: dict[str, Any] = {"ids": [c.id for c in clips], "predictions": preds, "empty": sum(not p for p in preds),
-                           "decode_seconds": round(seconds, 1), "beam": beam, "no_repeat_ngram": pipe.no_repeat_ngram,
-                           "max_len": pipe.max_len, "metrics": {}}
+    return {"ids": [c.id for c in clips], "predictions": preds, "references": [c.captions for c in clips],
+            "empty": sum(not p for p in preds), "decode_seconds": round(time.time() - t0, 1), "beam": beam,
+            "no_repeat_ngram": pipe.no_repeat_ngram, "max_len": pipe.max_len, "alpha": pipe.alpha}
+
+
+def score_systems(decoded: dict[str, dict], metrics: list[str]) -> dict[str, dict]:
+    """Score several systems' captions of the same clips in one :meth:`Evaluator.evaluate_many`
+    call (the references tokenized and sentence-embedded once); per system the corpus scores,
+    the per-item scores (None for corpus-only figures) and what was decoded."""
+    from audiocap.metrics.evaluator import Evaluator
+
+    refs = next(iter(decoded.values()))["references"]
+    if any(d["references"] != refs for d in decoded.values()):
+        raise ValueError("the systems were decoded on different clips; they cannot be scored together")
+    scores = Evaluator(metrics).evaluate_many({k: [p or "empty" for p in d["predictions"]] for k, d in decoded.items()},
+                                              refs)
+    return {k: caption_scores(decoded[k], scores[k]) for k in decoded}
+
+
+def caption_scores(decoded: dict, scores: dict) -> dict[str, Any]:
+    out = {k: v for k, v in decoded.items() if k != "references"}
+    out["metrics"] = {}
     for name, m in scores.items():
         out["metrics"][name] = {"available": m.available, "reason": m.reason, "score": m.score,
                                 "per_item": None if m.per_item is None or name in CORPUS_ONLY
@@ -252,17 +272,25 @@ def caption_summary(res: dict) -> tuple[dict[str, float], dict[str, list[float]]
     return figs, units
 
 
-def cached_eval(folder: Path, key: dict, compute: Callable[[], dict], log: list) -> dict:
-    """``compute()`` once per ``key``: the result lives in ``<folder>/grid_eval.json``."""
-    path = folder / EVAL
+def read_cached(path: Path, key: dict) -> dict | None:
+    """The ``result`` saved in ``path`` under ``key``, or None."""
     if path.exists():
         saved = json.loads(path.read_text())
         if saved.get("key") == key:
             return saved["result"]
-    print(f"[grid] evaluate {folder}", flush=True)
+    return None
+
+
+def cached_eval(folder: Path, key: dict, compute: Callable[[], dict], log: list, name: str = EVAL) -> dict:
+    """``compute()`` once per ``key``: the result lives in ``<folder>/<name>`` (written atomically)."""
+    result = read_cached(folder / name, key)
+    if result is not None:
+        return result
+    print(f"[grid] {'decode' if name == PRED else 'evaluate'} {folder}", flush=True)
     result = compute()
-    atomic_write_json(path, {"key": key, "result": result})
-    log.append(str(folder))
+    atomic_write_json(folder / name, {"key": key, "result": result})
+    if name == EVAL:
+        log.append(str(folder))
     return result
 
 
@@ -354,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--spice", action="store_true", help="add SPICE and SPIDEr (Java CoreNLP: slow)")
     ap.add_argument("--set-clap", action="append", default=[], help="extra CLAP recipe override k=v")
     ap.add_argument("--set-captioner", action="append", default=[], help="extra captioner recipe override k=v")
+    ap.add_argument("--test-precision", default="", choices=("", "fp32", "bf16", "auto"),
+                    help="tower arithmetic of the test frames (default: each recipe's data.precision)")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--no-train", action="store_true", help="evaluate and summarize the finished runs only")
     ap.add_argument("--max-train", type=int, default=0, help="stop after N trainings in this call (0 = no limit)")
@@ -383,7 +413,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     results: dict[str, Any] = {"manifest": args.manifest, "split": args.split, "seeds": args.seeds,
                                "commit": _git_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                               "load_average": [round(x, 2) for x in os.getloadavg()], "resamples": args.resamples}
+                               "load_average": [round(x, 2) for x in os.getloadavg()], "resamples": args.resamples,
+                               "test_precision": args.test_precision or "each recipe's data.precision"}
     stopped = False
     try:
         if args.side in ("all", "clap"):
@@ -400,9 +431,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     info = train("clap", name, seed, folder, args.clap_config, ov)
                     if info is None:
                         continue
-                    key = {"version": EVAL_VERSION, "sha256": info["sha256"], "manifest": args.manifest, "split": args.split}
-                    res = cached_eval(folder, key, lambda: clap_figures(Path(info["checkpoint"]), args.manifest, args.split),
-                                      evaluated)
+                    key = {"version": EVAL_VERSION, "sha256": info["sha256"], "manifest": args.manifest, "split": args.split,
+                           "test_precision": args.test_precision}
+                    res = cached_eval(folder, key, lambda: clap_figures(Path(info["checkpoint"]), args.manifest, args.split,
+                                                                        args.test_precision), evaluated)
                     per_seed.setdefault(name, {})[seed] = clap_summary(res)
             results["clap"] = {"epochs": clap_epochs, "config": args.clap_config,
                                "selection": "weights at the end of training (no checkpoint selection)",
@@ -411,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             per_seed = {}
             figures = [m for m in (*CAPTION_METRICS, "spice", "spider") if m in metrics]
             for seed in args.seeds:
-                ckpts = {}
+                ckpts, systems = {}, {}  # systems: folder -> (recipe, checkpoint shas, checkpoints)
                 for name, (_, extra) in CAPTIONER_GRID.items():
                     if not want(name):
                         continue
@@ -423,22 +455,29 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     if info is None:
                         continue
                     ckpts[name] = info
-                    key = {"version": EVAL_VERSION, "sha256": [info["sha256"]], "manifest": args.manifest,
-                           "split": args.split, "beam": args.beam, "metrics": metrics}
-                    res = cached_eval(folder, key, lambda: caption_figures([Path(info["checkpoint"])], args.manifest,
-                                                                           args.split, args.beam, metrics), evaluated)
-                    per_seed.setdefault(name, {})[seed] = caption_summary(res)
+                    systems[folder] = (name, [info])
                 for name, (_, members) in ENSEMBLES.items():
-                    if not want(name) or not all(m in ckpts for m in members):
-                        continue
-                    folder = args.runs / "captioner" / name / f"s{seed}"
+                    if want(name) and all(m in ckpts for m in members):
+                        systems[args.runs / "captioner" / name / f"s{seed}"] = (name, [ckpts[m] for m in members])
+                pending = {}  # decode each system once (cached), then score the unscored ones together
+                for folder, (name, infos) in systems.items():
                     folder.mkdir(parents=True, exist_ok=True)
-                    key = {"version": EVAL_VERSION, "sha256": [ckpts[m]["sha256"] for m in members],
-                           "manifest": args.manifest, "split": args.split, "beam": args.beam, "metrics": metrics}
-                    paths = [Path(ckpts[m]["checkpoint"]) for m in members]
-                    res = cached_eval(folder, key, lambda: caption_figures(paths, args.manifest, args.split, args.beam,
-                                                                           metrics), evaluated)
-                    per_seed.setdefault(name, {})[seed] = caption_summary(res)
+                    key = {"version": EVAL_VERSION, "sha256": [i["sha256"] for i in infos], "manifest": args.manifest,
+                           "split": args.split, "beam": args.beam, "test_precision": args.test_precision}
+                    if read_cached(folder / EVAL, {**key, "metrics": metrics}) is None:
+                        paths = [Path(i["checkpoint"]) for i in infos]
+                        pending[folder] = (key, cached_eval(folder, key, lambda: caption_test_split(
+                            paths, args.manifest, args.split, args.beam, args.test_precision), evaluated, name=PRED))
+                if pending:
+                    print(f"[grid] score {len(pending)} captioner system(s) of seed {seed}", flush=True)
+                    scored = score_systems({str(f): d for f, (_, d) in pending.items()}, metrics)
+                    for folder, (key, _) in pending.items():
+                        atomic_write_json(folder / EVAL, {"key": {**key, "metrics": metrics}, "result": scored[str(folder)]})
+                        evaluated.append(str(folder))
+                for folder, (name, infos) in systems.items():
+                    key = {"version": EVAL_VERSION, "sha256": [i["sha256"] for i in infos], "manifest": args.manifest,
+                           "split": args.split, "beam": args.beam, "test_precision": args.test_precision, "metrics": metrics}
+                    per_seed.setdefault(name, {})[seed] = caption_summary(read_cached(folder / EVAL, key))
             sel = cap_base.train.monitor
             results["captioner"] = {
                 "epochs": cap_epochs, "delay_epochs": delay, "config": args.captioner_config, "beam": args.beam,
@@ -467,4 +506,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(3 if main().get("stopped") else 0)
