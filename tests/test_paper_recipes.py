@@ -48,7 +48,8 @@ def test_recipe_loads_and_validates(path: Path):
 def test_paper_recipe_header_names_paper_data_and_gaps(name: str):
     head = [ln for ln in (CONFIGS / "papers" / f"{name}.yaml").read_text().splitlines() if ln.startswith("#")]
     text = "\n".join(head)
-    for part in ("# Paper:", "# Table to compare with:", "# Data it expects:", "# Followed:", "# Not followed:"):
+    for part in ("# Paper:", "# Table to compare with:", "# Figure to reach:", "# Data it expects:", "# Followed:",
+                 "# Not followed:"):
         assert part in text, f"{name}.yaml: header lacks {part!r}"
 
 

@@ -57,6 +57,10 @@ def import_clotho_cmd(
     splits: list[str] = typer.Option(["development", "validation", "evaluation"], "--split",
                                      help="Official split(s) to import (repeatable)."),
     keep_missing: bool = KEEP,
+    resplit: Optional[float] = typer.Option(None, "--resplit", help="Pool development + validation and split "
+                                            "them again, this share to train and the rest to val (0.9 = the "
+                                            "Xiaomi DCASE 2023 report's 9:1); evaluation stays test."),
+    resplit_seed: int = typer.Option(0, "--resplit-seed", help="Seed of the --resplit shuffle."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Import Clotho v2.1: audio expected at `AUDIO/<split>/<file_name>`.
@@ -65,8 +69,8 @@ def import_clotho_cmd(
     """
     from audiocap.data.clotho import import_clotho
 
-    _run(lambda: import_clotho(captions, audio, splits=splits, keep_missing=keep_missing, progress=True),
-         out, as_json)
+    _run(lambda: import_clotho(captions, audio, splits=splits, keep_missing=keep_missing, progress=True,
+                               resplit=resplit, resplit_seed=resplit_seed), out, as_json)
 
 
 @import_app.command("audiocaps")

@@ -10,14 +10,17 @@ Official layout::
 Four file names occur in two splits but are different recordings, so clips are keyed by
 (split, file name): the clip id is ``clotho/<official split>/<file_name>``. The manifest uses the
 common split names ``train`` / ``val`` / ``test`` for development / validation / evaluation (the
-DCASE Task 6 usage); the official name is kept in ``meta["clotho_split"]``. 36 file names
-contain the literal text ``&amp;``; the audio is looked up under the literal name first and then
-under the HTML-unescaped one (``&``).
+DCASE Task 6 usage); the official name is kept in ``meta["clotho_split"]``. ``resplit`` pools
+development and validation and splits them again (the Xiaomi DCASE 2023 Task 6b report's 9:1).
+36 file names contain the literal text ``&amp;``; the audio is looked up under the literal name
+first and then under the HTML-unescaped one (``&``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import random
 from pathlib import Path
 from typing import Sequence
 
@@ -39,13 +42,16 @@ def import_clotho(
     splits: Sequence[str] = tuple(SPLITS),
     keep_missing: bool = False,
     progress: bool = False,
+    resplit: float | None = None,
+    resplit_seed: int = 0,
 ) -> tuple[list[Clip], ImportReport]:
     """Read the Clotho v2.1 caption CSVs of ``splits`` and pair them with audio under ``audio_dir``.
 
     Returns clips with absolute audio paths (see :func:`audiocap.data.importing.relativize`) and
     an :class:`ImportReport`. Clips whose audio is missing or unreadable are dropped and
     reported; with ``keep_missing`` they are kept captions-only (for text-only training).
-    ``audio_dir`` defaults to ``captions_dir`` (audio folders beside the CSVs).
+    ``audio_dir`` defaults to ``captions_dir`` (audio folders beside the CSVs). ``resplit`` (e.g.
+    0.9) re-splits the imported development + validation clips with :func:`resplit_clips`.
     """
     report = ImportReport(source="clotho")
     clips: list[Clip] = []
@@ -79,5 +85,23 @@ def import_clotho(
                 split=SPLITS[split], source="clotho", license=LICENSE,
                 meta={"file_name": name, "clotho_split": split, **meta},
             ))
+    if resplit is not None:
+        clips = resplit_clips(clips, resplit, seed=resplit_seed)
     report.count(clips)
     return clips, report
+
+
+def resplit_clips(clips: list[Clip], train_share: float, *, seed: int = 0) -> list[Clip]:
+    """Pool the development and validation clips and split them again: ``round(train_share * n)`` to
+    ``train``, the rest to ``val`` (the Xiaomi DCASE 2023 Task 6b report trains on a 9:1 re-split of
+    Clotho development + validation, ``train_share=0.9``). The choice is a shuffle of the clip ids in
+    sorted order seeded by ``seed``, so the same files and seed always give the same split; evaluation
+    clips stay ``test``. Clip order is kept; ``meta["clotho_split"]`` still names the official split.
+    """
+    if not 0.0 < train_share < 1.0:
+        raise ValueError(f"resplit: train share must be between 0 and 1 (e.g. 0.9), got {train_share}")
+    pooled = sorted(c.id for c in clips if c.meta.get("clotho_split") in ("development", "validation"))
+    random.Random(seed).shuffle(pooled)
+    to_train = set(pooled[: round(train_share * len(pooled))])
+    return [dataclasses.replace(c, split="train" if c.id in to_train else "val")
+            if c.meta.get("clotho_split") in ("development", "validation") else c for c in clips]
