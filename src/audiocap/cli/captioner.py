@@ -195,6 +195,7 @@ def eval_captioner_cmd(
     from audiocap.cli.progress import step
     from audiocap.evaluation.captioner import caption_split, candidates, score_captions, write_report
     from audiocap.metrics.evaluator import Evaluator
+    from audiocap.progress import ProgressView
 
     if backend not in ("torch", "onnx"):
         raise fail(f"unknown --backend '{backend}'; use torch or onnx")
@@ -203,13 +204,15 @@ def eval_captioner_cmd(
 
         chosen = [m for m in ALL_METRICS if m not in ("spice", "spider", "spider_audiocap_fluency")] if skip_spice \
             else list(ALL_METRICS)
-        with step(f"captioning split '{split}' of {manifest} with beam {beam}"):
+        with step(f"captioning split '{split}' of {manifest} with beam {beam}"), ProgressView() as view:
             report = caption_split([model, *ensemble], manifest, split=split, beam=beam, cache_dir=cache_dir,
-                                   precision=precision, device=device, backend=backend)
+                                   precision=precision, device=device, backend=backend, progress=view)
         typer.echo(f"  {len(report['predictions'])} clip(s) captioned", err=True)
         slow = " (SPICE runs in Java: the slowest part)" if "spice" in chosen else ""
-        with step(f"scoring {len(report['predictions'])} caption(s) with {len(chosen)} metrics{slow}"):
-            report["metrics"] = score_captions(candidates(report), report["references"], metrics=chosen)
+        with step(f"scoring {len(report['predictions'])} caption(s) with {len(chosen)} metrics{slow}"), \
+                ProgressView() as view:
+            report["metrics"] = score_captions(candidates(report), report["references"], metrics=chosen,
+                                               progress=view)
     except (AudioError, CheckpointError, ManifestError, ValueError) as exc:
         raise fail(str(exc)) from None
     folder = out or model / f"eval-{split}-beam{beam}"

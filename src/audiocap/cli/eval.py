@@ -39,15 +39,14 @@ def captions(
     With several --pred files the table has one row per file and --out holds every system.
     """
     from rich.console import Console
-    from rich.markup import escape
 
     from audiocap.metrics.base import MetricInputError
     from audiocap.metrics.caption_csv import CaptionCSVError, align
     from audiocap.metrics.evaluator import Evaluator
+    from audiocap.progress import ProgressView
 
     if spice_workers < 1:
         raise fail(f"--spice-workers must be at least 1, got {spice_workers}")
-    console = Console(stderr=True)
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     systems: dict[str, list[str]] = {}
     try:
@@ -59,9 +58,8 @@ def captions(
             ids_p, cands, references = align(path, refs)
             ids = ids_p if ids is None else ids
             systems[key] = cands
-        with console.status("scoring ...") as status:
-            evaluator = Evaluator(names, spice_dir=spice_dir, spice_workers=spice_workers,
-                                  progress=lambda name: status.update(f"scoring {escape(name)} ..."))
+        with ProgressView() as view:  # a bar per phase in a terminal, count lines in a log
+            evaluator = Evaluator(names, spice_dir=spice_dir, spice_workers=spice_workers, progress=view)
             results = evaluator.evaluate_many(systems, references)
     except (CaptionCSVError, MetricInputError, ValueError) as exc:
         raise fail(str(exc)) from None

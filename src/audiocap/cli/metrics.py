@@ -39,6 +39,7 @@ def setup_spice_cmd(
 
     from audiocap.metrics.spice import STANDARD_REFERENCES, spice_status, warm_spice_cache
     from audiocap.metrics.spice_setup import ENV_MVN_ARGS, SpiceSetupError, default_spice_dir, setup_spice
+    from audiocap.progress import ProgressView
 
     sets = [s.strip() for s in warm.split(",") if s.strip()] if warm else []
     unknown = [s for s in sets if s not in STANDARD_REFERENCES]
@@ -62,7 +63,8 @@ def setup_spice_cmd(
     for name in sets:
         typer.echo(f"  parsing the references of {name} into {path / 'cache'} ...")
         try:
-            n = warm_spice_cache([name], shared, folder=path, workers=workers)[name]
+            with ProgressView() as view:  # clips of finished shards and what each JVM is doing
+                n = warm_spice_cache([name], shared, folder=path, workers=workers, progress=view)[name]
         except SpiceSetupError as exc:
             raise fail(str(exc)) from None
         typer.echo(f"  {name}: {n} reference captions cached")

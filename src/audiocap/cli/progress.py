@@ -4,8 +4,9 @@
   checkpoint they read (the text tower is loaded on every ``search`` call); those bars are off.
 - When stderr is not a terminal (a log file, CI, ``nohup``), tqdm's carriage-return bars would
   become one line of thousands of characters; :func:`configure_output` makes every tqdm bar
-  print whole lines instead, at most every ``AUDIOCAP_PROGRESS_SECONDS`` (default 15 s), plus
-  the first and the last state.
+  print whole lines instead, at most every ``AUDIOCAP_PROGRESS_SECONDS`` (default 10 s), plus
+  the first and the last state. Evaluation phases report through :mod:`audiocap.progress`,
+  whose view prints the same kind of lines (and at least that often while a phase runs).
 - :func:`step` prints a line when a long step starts and how long it took when it ends.
 - An audio file that decodes but not as its header said (truncated, a lying length, decoder
   complaints) is one ``warning: <file>: <what>`` line, once per command
@@ -20,6 +21,8 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+
+from audiocap.progress import line_seconds
 
 _LINE_MODE = {"on": False}
 
@@ -72,7 +75,7 @@ def line_tqdm_class():
 
     class LineTqdm(std_tqdm):
         def __init__(self, *args, **kwargs):
-            kwargs.setdefault("mininterval", float(os.environ.get("AUDIOCAP_PROGRESS_SECONDS", "15")))
+            kwargs.setdefault("mininterval", line_seconds())
             kwargs.setdefault("ascii", True)
             super().__init__(*args, **kwargs)
 

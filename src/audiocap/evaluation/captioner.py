@@ -18,24 +18,27 @@ from typing import Any
 
 from audiocap.captioning import CaptionPipeline, load_captioner
 from audiocap.fileio import atomic_write_text
+from audiocap.progress import Phase, ProgressFn
 
 
 def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]], *,
-                   metrics: Sequence[str] | None = None) -> dict[str, Any]:
+                   metrics: Sequence[str] | None = None, progress: ProgressFn | None = None) -> dict[str, Any]:
     """``{metric: MetricResult}`` from :class:`audiocap.metrics.evaluator.Evaluator` (all metrics).
 
     The single adapter between the captioner and :mod:`audiocap.metrics` (coco-caption BLEU,
     METEOR 1.5, ROUGE-L, CIDEr-D, SPICE/SPIDEr, Sentence-BERT similarity, vocabulary size);
     nothing is re-implemented here, and a metric that cannot run here comes back unavailable.
+    ``progress`` receives the Evaluator's phase events (:class:`audiocap.progress.Progress`).
     """
     from audiocap.metrics.evaluator import Evaluator
 
-    return Evaluator(metrics)(list(candidates), [list(r) for r in references])
+    return Evaluator(metrics, progress=progress)(list(candidates), [list(r) for r in references])
 
 
 def caption_split(checkpoints: Sequence[str | os.PathLike], manifest: str | os.PathLike, *,
                   split: str = "test", beam: int = 3, cache_dir: str | None = None, tower: Any = None,
-                  precision: str = "auto", device: str = "cpu", backend: str = "torch") -> dict[str, Any]:
+                  precision: str = "auto", device: str = "cpu", backend: str = "torch",
+                  progress: ProgressFn | None = None) -> dict[str, Any]:
     """Caption every captioned clip of ``split`` (one model or an ensemble); no scoring.
 
     Each clip gets the caption ``audiocap caption`` prints for its file (module docstring): the
@@ -44,7 +47,9 @@ def caption_split(checkpoints: Sequence[str | os.PathLike], manifest: str | os.P
     ``caption --precision``), and are concatenated per clip. Returns the predictions, the
     reference captions and the settings; :func:`evaluate_captioner` scores them. ``backend`` "onnx"
     runs one model's export on ONNX Runtime (:mod:`audiocap.onnx_backend`; fp32): its tower fills
-    the window cache (under its own key) and its graphs decode.
+    the window cache (under its own key) and its graphs decode. ``progress`` receives "window
+    features" (clips through the tower, or "from cache") and "captioning" (clips decoded, per
+    batch) events (:class:`audiocap.progress.Progress`).
     """
     import torch
 
@@ -67,12 +72,18 @@ def caption_split(checkpoints: Sequence[str | os.PathLike], manifest: str | os.P
         raise ValueError(f"{manifest}: no captioned clips in split '{split}'")
     path = cache_window_frames(pipe.tower, manifest, clips, split, pipe.policy,
                                cache_dir or recipe.get("data", {}).get("cache_dir") or None,
-                               device=pipe.device, precision=pipe.precision, batch_size=pipe.batch_size)
+                               device=pipe.device, precision=pipe.precision, batch_size=pipe.batch_size,
+                               progress=progress)
     windows, meta = read_window_frames(path)
     missing = [c.id for c in clips if c.id not in windows]
     if missing:
         raise ValueError(f"{path}: window cache lacks clips {missing[:3]}; delete the file so it is recomputed")
-    hyps = pipe.caption_frames([torch.cat(windows[c.id], 0) for c in clips])
+    frames = [torch.cat(windows[c.id], 0) for c in clips]
+    hyps = []
+    with Phase(progress, "captioning", len(clips), unit="clips", detail=f"beam {beam}") as phase:
+        for s in range(0, len(frames), pipe.batch_size):  # the pipeline's own batches, one call each
+            hyps += pipe.caption_frames(frames[s : s + pipe.batch_size])
+            phase.update(len(hyps))
     preds = [pipe.vocab.decode(h.tokens) for h in hyps]
     rows = [{"id": c.id, "caption": p, "score": round(h.score, 4), "finished": h.finished}
             for c, p, h in zip(clips, preds, hyps)]
@@ -93,15 +104,16 @@ def candidates(report: dict[str, Any]) -> list[str]:
 def evaluate_captioner(checkpoints: Sequence[str | os.PathLike], manifest: str | os.PathLike, *,
                        split: str = "test", beam: int = 3, cache_dir: str | None = None, tower: Any = None,
                        metrics: Sequence[str] | None = None, precision: str = "auto",
-                       device: str = "cpu") -> dict[str, Any]:
+                       device: str = "cpu", progress: ProgressFn | None = None) -> dict[str, Any]:
     """Caption ``split`` of ``manifest`` as ``audiocap caption`` would and score it with the DCASE
     Task 6 metrics (coco-caption, via :func:`score_captions`); returns metrics, predictions and
     settings. ``metrics`` chooses Evaluator metric names (default: all, including the slow Java
-    SPICE).
+    SPICE). ``progress`` receives the events of every phase, captioning and scoring.
     """
     report = caption_split(checkpoints, manifest, split=split, beam=beam, cache_dir=cache_dir, tower=tower,
-                           precision=precision, device=device)
-    report["metrics"] = score_captions(candidates(report), report["references"], metrics=metrics)
+                           precision=precision, device=device, progress=progress)
+    report["metrics"] = score_captions(candidates(report), report["references"], metrics=metrics,
+                                       progress=progress)
     return report
 
 

@@ -27,6 +27,7 @@ from audiocap.audio.policy import AudioPolicy
 from audiocap.data.manifest import Clip, audio_path
 from audiocap.features.towers import pad_frames, tower_device, window_frames
 from audiocap.fileio import atomic_path
+from audiocap.progress import Phase, ProgressFn
 
 
 def default_cache_dir() -> Path:
@@ -75,13 +76,14 @@ def read_cache(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
 def cache_window_frames(tower: torch.nn.Module, manifest: str | os.PathLike, clips: list[Clip], split: str,
                         policy: AudioPolicy, cache_dir: str | os.PathLike | None = None, *,
                         device: str | torch.device | None = None, precision: str = "fp32",
-                        batch_size: int = 8) -> Path:
+                        batch_size: int = 8, progress: ProgressFn | None = None) -> Path:
     """Compute (or find) the frame embeddings of every window of every clip under ``policy``.
 
     Each file goes through :func:`audiocap.features.towers.window_frames` on its own, as
     ``caption`` does, in the resolved ``precision`` (``fp32`` or ``bf16``). Returns the cache
     file holding ``frames`` (W, T, D) and ``mask`` (W, T) over all windows in clip order, with
-    the clip ids, window counts and window spans (seconds) in its metadata.
+    the clip ids, window counts and window spans (seconds) in its metadata. ``progress`` gets
+    "window features" events per clip (then in place of the tqdm bar), or one saying "from cache".
     """
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be resolved to fp32 or bf16, got {precision!r}")
@@ -89,17 +91,20 @@ def cache_window_frames(tower: torch.nn.Module, manifest: str | os.PathLike, cli
     key = module_digest(tower, f"windows|{type(tower).__name__}|{pol}|{precision}|{tower_options(tower)}")
     path = Path(cache_dir or default_cache_dir()) / key / f"{manifest_digest(manifest, split)}-windows.safetensors"
     if path.exists():
+        Phase(progress, "window features", len(clips), unit="clips").finish(detail="from cache")
         return path
     device = tower_device(tower) if device is None else torch.device(device)
     tower = tower.to(device).eval()
     rows: list[torch.Tensor] = []
     counts, spans = [], []
-    for clip in tqdm(clips, desc=f"caching {split} window features", unit="clip"):
+    phase = Phase(progress, "window features", len(clips), unit="clips")
+    for clip in (clips if progress else tqdm(clips, desc=f"caching {split} window features", unit="clip")):
         wave = load_audio(audio_path(manifest, clip), sr=tower.sample_rate)
         frames, sp = window_frames(tower, wave, policy, batch_size=batch_size, device=device, precision=precision)
         rows += frames
         counts.append(len(frames))
         spans.append([[round(a, 6), round(b, 6)] for a, b in sp])
+        phase.advance()
     frames, mask = pad_frames(rows)
     meta = {"ids": [c.id for c in clips], "split": split, "windows": counts, "spans": spans,
             "policy": policy.to_dict(), "precision": precision}

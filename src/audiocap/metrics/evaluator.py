@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from audiocap.metrics.fluency import fluency_error_rate, spider_audiocap_fluency
 from audiocap.metrics.meteor import meteor
 from audiocap.metrics.ngram import bleu, cider_d, ngram_metrics, rouge_l
 from audiocap.metrics.spice import spice, spice_many, spider, spider_fl
+from audiocap.progress import Phase, ProgressFn
 from audiocap.text.tokenize import ptb_tokenize
 
 __all__ = [
@@ -50,7 +51,8 @@ def vocab(candidates: list[str], references: list[list[str]], *,
 
 
 def sbert_sim(candidates: list[str], references: list[list[str]], *,
-              model_folder: str | None = None, batch_size: int = 128) -> MetricResult:
+              model_folder: str | None = None, batch_size: int = 128,
+              progress: ProgressFn | None = None) -> MetricResult:
     """Sentence-embedding similarity: cosine of all-MiniLM-L6-v2 embeddings (Reimers & Gurevych,
     2019) between a candidate and each reference, averaged over references; corpus = mean.
 
@@ -59,23 +61,29 @@ def sbert_sim(candidates: list[str], references: list[list[str]], *,
     captions are embedded.
     """
     return sbert_sim_many({"": candidates}, references, model_folder=model_folder,
-                          batch_size=batch_size)[""]
+                          batch_size=batch_size, progress=progress)[""]
 
 
 def sbert_sim_many(systems: dict[str, list[str]], references: list[list[str]], *,
-                   model_folder: str | None = None, batch_size: int = 128) -> dict[str, MetricResult]:
+                   model_folder: str | None = None, batch_size: int = 128,
+                   progress: ProgressFn | None = None) -> dict[str, MetricResult]:
     """:func:`sbert_sim` of several systems against the same references, embedding the
     references once: ``{system: MetricResult}`` (each equal to its own :func:`sbert_sim` up to
-    float rounding, since texts are embedded in other batches)."""
+    float rounding, since texts are embedded in other batches). ``progress`` gets "sbert_sim"
+    events counting the captions embedded (references and candidates)."""
     for cands in systems.values():
         check_inputs(cands, references)
     from audiocap.text.minilm import TextModelError, sentence_embeddings  # imported here: it loads torch
     flat = [r for refs in references for r in refs]
     texts = flat + [c for cands in systems.values() for c in cands]
+    phase = Phase(progress, "sbert_sim", len(texts), unit="captions")
     try:
-        emb = sentence_embeddings(texts, folder=model_folder, batch_size=batch_size).cpu().double().numpy()
+        emb = sentence_embeddings(texts, folder=model_folder, batch_size=batch_size,
+                                  progress=phase.advance).cpu().double().numpy()
     except TextModelError as exc:
+        phase.finish(detail="unavailable")
         return {name: MetricResult.unavailable("sbert_sim", str(exc)) for name in systems}
+    phase.finish()
     n = len(references)
     ref, pos = emb[: len(flat)], len(flat)  # (R, D)
     ref_item = np.repeat(np.arange(n), [len(r) for r in references])  # (R,)
@@ -92,14 +100,20 @@ class Evaluator:
     """Run a chosen set of caption metrics on one corpus, tokenizing once.
 
     ``metrics``: names from :data:`ALL_METRICS` (default: all). ``spice_dir`` points at a SPICE
-    folder (default ``$AUDIOCAP_SPICE_DIR`` or the user cache). ``progress`` is called with the
-    name of each metric group before it runs. ``spice_workers`` JVMs parse SPICE's item shards
-    at the same time (same values as one run).
+    folder (default ``$AUDIOCAP_SPICE_DIR`` or the user cache). ``spice_workers`` JVMs parse
+    SPICE's item shards at the same time (same values as one run).
+
+    ``progress`` receives :class:`audiocap.progress.Progress` events of every phase, in this order:
+    "tokenize", "bleu, rouge_l, cider_d", "meteor" (per item as the jar returns them), "spice"
+    (items of finished JVM shards; the detail says what each JVM does and whether the references
+    came from the parse cache), "sbert_sim" and "fluency_error_rate" (per batch); per-system phases
+    carry the system's name. :class:`audiocap.progress.ProgressView` draws them; ``str(event)``
+    is a readable line, so a callback that only prints its argument keeps working.
     """
 
     def __init__(self, metrics: Iterable[str] | None = None, *,
                  spice_dir: str | os.PathLike | None = None, spice_memory: str = "8G",
-                 progress: Callable[[str], None] | None = None, spice_workers: int = 1):
+                 progress: ProgressFn | None = None, spice_workers: int = 1):
         self.metrics = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
         unknown = [m for m in self.metrics if m not in ALL_METRICS]
         if unknown:
@@ -108,7 +122,7 @@ class Evaluator:
         self.spice_dir = spice_dir
         self.spice_memory = spice_memory
         self.spice_workers = spice_workers
-        self.progress = progress or (lambda name: None)
+        self.progress = progress
 
     def __call__(self, candidates: list[str], references: list[list[str]]) -> dict[str, MetricResult]:
         """Compute the chosen metrics; returns ``{name: MetricResult}`` in the requested order."""
@@ -128,30 +142,30 @@ class Evaluator:
             return {}
         prepared: dict[str, tuple[list[str], list[list[str]]]] = {}
         refs_tok: list[list[str]] | None = None
-        for name, cands in systems.items():  # the references are tokenized once, with the first system
-            if refs_tok is None:
-                prepared[name] = prepare(cands, references, tokenized=False)
-                refs_tok = prepared[name][1]
-            else:
-                check_inputs(cands, references)
-                prepared[name] = (ptb_tokenize(list(cands)), refs_tok)
+        n_refs = sum(len(r) for r in references)
+        with Phase(self.progress, "tokenize", n_refs + sum(map(len, systems.values())), unit="captions") as tok:
+            for name, cands in systems.items():  # the references are tokenized once, with the first system
+                if refs_tok is None:
+                    prepared[name] = prepare(cands, references, tokenized=False)
+                    refs_tok = prepared[name][1]
+                    tok.advance(n_refs + len(cands))
+                else:
+                    check_inputs(cands, references)
+                    prepared[name] = (ptb_tokenize(list(cands)), refs_tok)
+                    tok.advance(len(cands))
         outs: dict[str, dict[str, MetricResult]] = {name: {} for name in systems}
 
-        def run(label: str, fn: Callable[[str], MetricResult | dict]) -> None:
-            for name in systems:
-                self.progress(f"{label} [{name}]" if name else label)
-                res = fn(name)
-                outs[name].update(res if isinstance(res, dict) else {label: res})
-
         if want & {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider_d", "spider", "spider_audiocap_fluency"}:
-            run("bleu, rouge_l, cider_d", lambda n: ngram_metrics(*prepared[n], tokenized=True))
+            for name in systems:  # fast (pure Python, per corpus): one event before and one after
+                with Phase(self.progress, "bleu, rouge_l, cider_d", len(prepared[name][0]), system=name):
+                    outs[name].update(ngram_metrics(*prepared[name], tokenized=True))
         if "meteor" in want:
-            run("meteor", lambda n: meteor(*prepared[n], tokenized=True))
+            for name in systems:
+                outs[name]["meteor"] = meteor(*prepared[name], tokenized=True, progress=self.progress, system=name)
         if want & {"spice", "spider", "spider_audiocap_fluency"}:
-            self.progress("spice")
             batched = spice_many({n: p[0] for n, p in prepared.items()}, refs_tok,
                                  tokenized=True, folder=self.spice_dir, memory=self.spice_memory,
-                                 workers=self.spice_workers)
+                                 workers=self.spice_workers, progress=self.progress)
             for name in systems:
                 outs[name]["spice"] = batched[name]
         for name, (cands, refs) in prepared.items():
@@ -163,13 +177,12 @@ class Evaluator:
             if "vocab" in want:
                 out["vocab"] = vocab(cands, refs, tokenized=True)
         if "sbert_sim" in want:
-            self.progress("sbert_sim")
-            for name, res in sbert_sim_many(systems, references).items():
+            for name, res in sbert_sim_many(systems, references, progress=self.progress).items():
                 outs[name]["sbert_sim"] = res
         if want & {"fluency_error_rate", "spider_audiocap_fluency"}:
             for name, cands in systems.items():
-                self.progress(f"fluency_error_rate [{name}]" if name else "fluency_error_rate")
-                fluency = outs[name]["fluency_error_rate"] = fluency_error_rate(list(cands))
+                fluency = outs[name]["fluency_error_rate"] = fluency_error_rate(
+                    list(cands), progress=self.progress, system=name)
                 if "spider_audiocap_fluency" in want:
                     outs[name]["spider_audiocap_fluency"] = spider_audiocap_fluency(outs[name]["spider"], fluency)
         return {name: {m: outs[name][m] for m in self.metrics} for name in systems}

@@ -23,13 +23,14 @@ import random
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from audiocap.metrics.base import MetricResult
+from audiocap.progress import Phase, ProgressFn
 
 ERROR_KINDS = ("repeated_word", "repeated_event", "missing_verb", "incomplete_ending")
 LABELS = ("error", *ERROR_KINDS)  # the head's outputs: any error, then each kind
@@ -111,9 +112,11 @@ def inject_error(caption: str, kind: str, rng: random.Random, verbs: frozenset[s
 
 
 @torch.no_grad()
-def token_states(texts: Sequence[str], *, folder: str | None = None, batch_size: int = 64) -> list[torch.Tensor]:
+def token_states(texts: Sequence[str], *, folder: str | None = None, batch_size: int = 64,
+                 progress: Callable[[int], None] | None = None) -> list[torch.Tensor]:
     """Frozen MiniLM last-layer states (L_i, 384) of each normalized text's word pieces ([CLS] and
-    [SEP] included: [SEP] marks where the caption ends), batched by length so padding costs little."""
+    [SEP] included: [SEP] marks where the caption ends), batched by length so padding costs little;
+    ``progress(n)`` after each batch of n texts."""
     from audiocap.text.minilm import _cached
 
     tokenizer, model = _cached(folder)
@@ -127,6 +130,8 @@ def token_states(texts: Sequence[str], *, folder: str | None = None, batch_size:
         hidden = model(**batch).last_hidden_state  # (B, L, D)
         for row, i in enumerate(idx):
             out[i] = hidden[row, : int(batch["attention_mask"][row].sum())].clone()
+        if progress is not None:
+            progress(len(idx))
     return out
 
 
@@ -203,9 +208,11 @@ class FluencyDetector:
         self.head.eval()
 
     @torch.no_grad()
-    def probabilities(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """(N, 5) probabilities of :data:`LABELS` for ``texts``."""
-        states, flags = token_states(texts), repeat_flags(texts)
+    def probabilities(self, texts: Sequence[str], batch_size: int = 256,
+                      progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """(N, 5) probabilities of :data:`LABELS` for ``texts`` (``progress(n)``: n more texts
+        through MiniLM, the slow part)."""
+        states, flags = token_states(texts, progress=progress), repeat_flags(texts)
         out = [torch.sigmoid(self.head(*pad_states(states[s : s + batch_size], flags[s : s + batch_size])))
                for s in range(0, len(states), batch_size)]
         return torch.cat(out).double().numpy() if out else np.zeros((0, len(LABELS)))
@@ -223,18 +230,22 @@ def _detector(folder: str | None) -> FluencyDetector:
 
 
 def fluency_error_rate(candidates: Sequence[str], references: Sequence[Sequence[str]] | None = None, *,
-                       folder: str | os.PathLike | None = None) -> MetricResult:
+                       folder: str | os.PathLike | None = None, progress: ProgressFn | None = None,
+                       system: str = "") -> MetricResult:
     """Share of candidates audiocap's detector flags (per item 1.0 = flagged, 0.0 = fluent);
     ``extra`` holds each item's P(error) and P(kind). References are not used (fluency is a
     property of the caption alone); unavailable, with the reason, when the detector or MiniLM is
-    missing."""
+    missing. ``progress`` gets "fluency_error_rate" events per batch of captions."""
     from audiocap.text.minilm import TextModelError
 
+    phase = Phase(progress, "fluency_error_rate", len(candidates), unit="captions", system=system)
     try:
         det = _detector(None if folder is None else str(folder))
-        probs = det.probabilities(list(candidates))
+        probs = det.probabilities(list(candidates), progress=phase.advance)
     except (FileNotFoundError, TextModelError, ValueError) as exc:
+        phase.finish(detail="unavailable")
         return MetricResult.unavailable("fluency_error_rate", str(exc))
+    phase.finish()
     flags = (probs[:, 0] > det.threshold).astype(np.float64)
     extra = {"error_prob": probs[:, 0], **{f"{k}_prob": probs[:, i + 1] for i, k in enumerate(ERROR_KINDS)},
              "threshold": det.threshold}

@@ -12,11 +12,13 @@ import atexit
 import subprocess
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from audiocap.javatools import JavaToolError, java_executable, pycocoevalcap_dir
 from audiocap.metrics.base import MetricResult, prepare
+from audiocap.progress import Phase, ProgressFn
 
 
 class MeteorProcess:
@@ -41,8 +43,10 @@ class MeteorProcess:
             raise JavaToolError("the METEOR process exited unexpectedly (out of memory?)")
         return line.decode().strip()
 
-    def score(self, candidates: list[str], references: list[list[str]]):
-        """Per-item scores (N,) and the corpus score for already tokenized inputs."""
+    def score(self, candidates: list[str], references: list[list[str]], *,
+              progress: Callable[[int], None] | None = None):
+        """Per-item scores (N,) and the corpus score for already tokenized inputs; ``progress(k)``
+        is called with the number of items whose statistics came back, as they come back."""
         lines = []
         for cand, refs in zip(candidates, references):
             hyp = cand.replace("|||", "").replace("  ", " ")
@@ -51,7 +55,11 @@ class MeteorProcess:
             # write from a thread so that a full stdout pipe can never deadlock us
             writer = threading.Thread(target=self._write, args=("".join(lines),))
             writer.start()
-            stats = [self._readline() for _ in lines]
+            stats = []
+            for _ in lines:
+                stats.append(self._readline())
+                if progress is not None:
+                    progress(len(stats))
             writer.join()
             self._write("EVAL ||| " + " ||| ".join(stats) + "\n")
             per_item = np.array([float(self._readline()) for _ in lines])
@@ -88,16 +96,21 @@ def _close_shared() -> None:
 
 
 def meteor(candidates: list[str], references: list[list[str]], *,
-           tokenized: bool = False) -> MetricResult:
+           tokenized: bool = False, progress: ProgressFn | None = None, system: str = "") -> MetricResult:
     """METEOR 1.5 (Denkowski & Lavie, 2014) with coco-caption's settings (``-l en -norm``).
 
     Runs the official jar from the pycocoevalcap wheel in one long-lived Java process shared by
     all calls. Inputs are PTB-tokenized first, as coco-caption does. Returns per-item and corpus
     scores; when Java or the jar is missing the result is unavailable with the reason.
+    ``progress`` gets a "meteor" :class:`~audiocap.progress.Progress` per item scored (throttled).
     """
     cands, refs = prepare(candidates, references, tokenized=tokenized)
+    cold = _PROCESS is None or not _PROCESS.alive()  # the first items wait for the JVM and its tables
+    phase = Phase(progress, "meteor", len(cands), system=system, detail="starting Java" if cold else "")
     try:
-        per_item, corpus = _shared_process().score(cands, refs)
+        per_item, corpus = _shared_process().score(cands, refs, progress=lambda k: phase.update(k, detail=""))
     except (JavaToolError, OSError) as exc:
+        phase.finish(detail="unavailable")
         return MetricResult.unavailable("meteor", str(exc))
+    phase.finish()
     return MetricResult("meteor", corpus, per_item)

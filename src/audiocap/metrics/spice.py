@@ -15,11 +15,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 from audiocap.metrics.base import MetricResult, prepare
+from audiocap.progress import Phase, ProgressFn
 from audiocap.metrics.spice_setup import (
     CORENLP, NASHORN, SpiceSetupError, default_spice_dir, java_major,
 )
@@ -63,8 +65,66 @@ def java_command(folder: Path, *, memory: str = "8G") -> list[str]:
             os.pathsep.join(["spice-1.0.jar", "lib/*"]), "edu.anu.spice.SpiceScorer"]
 
 
+def spice_stage(log: str) -> str:
+    """What a SPICE JVM is doing, read from the lines the jar and CoreNLP print on stderr (the jar
+    prints no per-caption progress): "starting Java", then for the references and then the
+    candidates "reading the cache", "loading CoreNLP", "parsing" (CoreNLP's "Threads(...)" line ends
+    a parse) and finally "scoring"."""
+    stage, lines = "starting Java", log.splitlines()
+    for line in lines:
+        if line.startswith("Parsing reference captions"):
+            stage = "references: reading the cache"
+        elif line.startswith("Parsing test captions"):
+            stage = "candidates: reading the cache"
+        elif line.startswith("Initiating Stanford parsing pipeline"):
+            stage = stage.split(":")[0] + ": loading CoreNLP"
+        elif line.startswith("Loading classifier") and "english.conll.4class" in line and "done" in line:
+            stage = stage.split(":")[0] + ": parsing"  # the last of CoreNLP's models is loaded
+        elif line.startswith("Threads( StanfordCoreNLP )"):
+            stage = "references: parsed" if stage.startswith("references") else "scoring"
+        elif line.startswith("SPICE evaluation took"):
+            stage = "done"
+    if stage.startswith("candidates: reading") and any(ln.startswith("SPICE evaluation took") for ln in lines):
+        stage = "done"
+    return stage
+
+
+def spice_cache_use(log: str) -> tuple[bool, bool]:
+    """``(references parsed, candidates parsed)`` from a finished JVM's log: False means every
+    caption of that set came from the parse cache (the jar starts CoreNLP only for what it lacks)."""
+    parsed, part = [False, False], None
+    for line in log.splitlines():
+        if line.startswith("Parsing reference captions"):
+            part = 0
+        elif line.startswith("Parsing test captions"):
+            part = 1
+        elif part is not None and line.startswith("Threads( StanfordCoreNLP )"):
+            parsed[part] = True
+    return parsed[0], parsed[1]
+
+
+def _stages_detail(stages: list[str]) -> str:
+    if len(stages) == 1:
+        return stages[0]
+    counts: dict[str, int] = {}
+    for st in stages:
+        counts[st] = counts.get(st, 0) + 1
+    return f"{len(stages)} JVMs: " + ", ".join(f"{n} {st}" for st, n in counts.items())
+
+
+def _cache_detail(logs: list[str]) -> str:
+    use = [spice_cache_use(log) for log in logs]
+    parts = []
+    for i, what in enumerate(("references", "candidates")):
+        cached = sum(not u[i] for u in use)
+        parts.append(f"{what} {'from the cache' if cached == len(use) else 'parsed'}"
+                     + (f" ({cached} of {len(use)} shards from the cache)" if 0 < cached < len(use) else ""))
+    return ", ".join(parts)
+
+
 def run_spice(items: list[dict], folder: Path, *, cache: bool = True, memory: str = "8G",
-              timeout: float | None = None, workers: int = 1) -> list[dict]:
+              timeout: float | None = None, workers: int = 1, progress: ProgressFn | None = None,
+              phase: str = "spice", unit: str = "items") -> list[dict]:
     """Run the official SPICE scorer on ``items`` (``image_id``, ``test``, ``refs``).
 
     Equivalent to coco-caption's ``java -jar spice-1.0.jar IN.json -cache DIR -out OUT.json
@@ -73,9 +133,13 @@ def run_spice(items: list[dict], folder: Path, *, cache: bool = True, memory: st
     ``workers`` > 1 splits the items into that many contiguous shards, each scored by its own
     JVM at the same time (CoreNLP parsing is the cost, and SPICE scores every item on its own,
     so the merged output equals one run's); the shards share the parse cache.
+    ``progress`` gets ``phase`` events: items of finished shards, and as detail each JVM's stage
+    (:func:`spice_stage`; the jar reports no per-caption progress) and at the end whether the
+    references and candidates were parsed or came from the cache.
     """
     workers = max(1, min(int(workers), len(items)))
     bounds = [round(i * len(items) / workers) for i in range(workers + 1)]
+    report = Phase(progress, phase, len(items), unit=unit, detail="starting Java")
     with tempfile.TemporaryDirectory(prefix="audiocap-spice-") as tmp:
         runs = []
         for k in range(workers):
@@ -89,20 +153,41 @@ def run_spice(items: list[dict], folder: Path, *, cache: bool = True, memory: st
             log = Path(tmp) / f"log{k}.txt"  # a file, not a pipe: no shard can block on a full pipe
             with open(log, "w") as fh:
                 runs.append((subprocess.Popen(cmd, cwd=folder, stdout=fh, stderr=subprocess.STDOUT), out_file, log))
-        out: list[dict] = []
+        start, finished = time.monotonic(), [False] * workers
         try:
-            for proc, out_file, log in runs:
-                proc.wait(timeout=timeout)
-                if proc.returncode != 0 or not out_file.exists():
-                    tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
-                    raise SpiceSetupError(f"SPICE exited with code {proc.returncode}: {tail[:400]}")
+            while not all(finished):
+                for k, (proc, out_file, log) in enumerate(runs):
+                    if finished[k] or proc.poll() is None:
+                        continue
+                    if proc.returncode != 0 or not out_file.exists():
+                        tail = " | ".join(_read(log).strip().splitlines()[-3:])
+                        raise SpiceSetupError(f"SPICE exited with code {proc.returncode}: {tail[:400]}")
+                    finished[k] = True
+                if timeout is not None and time.monotonic() - start > timeout and not all(finished):
+                    raise subprocess.TimeoutExpired(runs[finished.index(False)][0].args, timeout)
+                if progress is not None:
+                    done = sum(bounds[k + 1] - bounds[k] for k in range(workers) if finished[k])
+                    report.update(done, detail=_stages_detail(
+                        ["done" if finished[k] else spice_stage(_read(log)) for k, (_, _, log) in enumerate(runs)]))
+                if not all(finished):
+                    time.sleep(0.2)
+            out: list[dict] = []
+            for _, out_file, _ in runs:
                 out += json.loads(out_file.read_text())
+            report.finish(detail=_cache_detail([_read(log) for _, _, log in runs]) if progress else None)
         finally:
             for proc, _, _ in runs:  # a failed or timed-out shard stops the others
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
         return out
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _result(out: dict, keys: list[str]) -> MetricResult:
@@ -114,7 +199,8 @@ def _result(out: dict, keys: list[str]) -> MetricResult:
 
 def spice_many(systems: dict[str, list[str]], references: list[list[str]], *,
                folder: str | os.PathLike | None = None, tokenized: bool = False,
-               cache: bool = True, memory: str = "8G", workers: int = 1) -> dict[str, MetricResult]:
+               cache: bool = True, memory: str = "8G", workers: int = 1,
+               progress: ProgressFn | None = None) -> dict[str, MetricResult]:
     """SPICE (Anderson et al., 2016) of several systems' candidates against the same references,
     from ONE run of the official jar: ``{system: MetricResult}``.
 
@@ -123,19 +209,22 @@ def spice_many(systems: dict[str, list[str]], references: list[list[str]], *,
     systems' items in one JVM gives exactly the per-system results of separate runs while
     starting Java and CoreNLP once and parsing each reference once. Unavailable (with the
     reason) for every system when the SPICE folder is missing or the run fails. ``workers``:
-    JVMs parsing item shards at the same time (:func:`run_spice`).
+    JVMs parsing item shards at the same time (:func:`run_spice`, which also says what
+    ``progress`` receives).
     """
     if not systems:
         return {}
     prepared = {name: prepare(cands, references, tokenized=tokenized) for name, cands in systems.items()}
+    n_items = sum(len(p[0]) for p in prepared.values())
     path, reason = spice_status(folder)
     if path is None:
+        Phase(progress, "spice", n_items).finish(detail="unavailable (SPICE is not set up)")
         return {name: MetricResult.unavailable("spice", reason) for name in systems}
     names = list(systems)
     items = [{"image_id": f"{s}:{i}", "test": c, "refs": r}
              for s, name in enumerate(names) for i, (c, r) in enumerate(zip(*prepared[name]))]
     try:
-        out = run_spice(items, path, cache=cache, memory=memory, workers=workers)
+        out = run_spice(items, path, cache=cache, memory=memory, workers=workers, progress=progress)
     except (SpiceSetupError, OSError, subprocess.SubprocessError) as exc:
         why = f"SPICE failed to run from {path}: {exc}"
         return {name: MetricResult.unavailable("spice", why) for name in systems}
@@ -156,13 +245,14 @@ STANDARD_REFERENCES = {  # reference sets whose parses `setup-spice --warm` can 
 
 
 def warm_spice_cache(names: list[str], shared: str | os.PathLike, *, folder: str | os.PathLike | None = None,
-                     workers: int = 1, memory: str = "8G") -> dict[str, int]:
+                     workers: int = 1, memory: str = "8G", progress: ProgressFn | None = None) -> dict[str, int]:
     """Parse every reference caption of the named standard sets once into SPICE's parse cache, so
     that later scoring against them parses only the candidates. Every reference is tokenized as the
     Evaluator tokenizes that whole reference file (one PTB batch), which is the cache key; the
     parses are the official jar's own (it runs on items whose candidate is the first reference).
     Returns the number of reference captions per set; raises :class:`SpiceSetupError` naming the
-    set or file and the fix."""
+    set or file and the fix. ``progress`` gets a "warm <set>" phase per set, counted in clips
+    (:func:`run_spice`)."""
     from audiocap.metrics.caption_csv import read_references
 
     unknown = [n for n in names if n not in STANDARD_REFERENCES]
@@ -181,14 +271,15 @@ def warm_spice_cache(names: list[str], shared: str | os.PathLike, *, folder: str
         _, refs, _ = read_references(csv_path)
         _, refs_tok = prepare(["x"] * len(refs), refs, tokenized=False)
         items = [{"image_id": str(i), "test": r[0], "refs": r} for i, r in enumerate(refs_tok)]
-        run_spice(items, path, cache=True, memory=memory, workers=workers)
+        run_spice(items, path, cache=True, memory=memory, workers=workers, progress=progress,
+                  phase=f"warm {name}", unit="clips")
         counts[name] = sum(len(r) for r in refs_tok)
     return counts
 
 
 def spice(candidates: list[str], references: list[list[str]], *,
           folder: str | os.PathLike | None = None, tokenized: bool = False, cache: bool = True,
-          memory: str = "8G", workers: int = 1) -> MetricResult:
+          memory: str = "8G", workers: int = 1, progress: ProgressFn | None = None) -> MetricResult:
     """SPICE F-score (Anderson et al., 2016) from the official jar, per item and corpus.
 
     Inputs are PTB-tokenized and lower-cased as coco-caption does, then scored in one JVM run
@@ -197,7 +288,7 @@ def spice(candidates: list[str], references: list[list[str]], *,
     SPICE folder is missing or unusable the result is unavailable with the reason.
     """
     return spice_many({"_": candidates}, references, folder=folder, tokenized=tokenized,
-                      cache=cache, memory=memory, workers=workers)["_"]
+                      cache=cache, memory=memory, workers=workers, progress=progress)["_"]
 
 
 def spider(cider: MetricResult, spice_result: MetricResult) -> MetricResult:

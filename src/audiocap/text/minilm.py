@@ -13,6 +13,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -92,9 +93,10 @@ def _cached(folder: str | None):
 @torch.no_grad()
 def sentence_embeddings(
     texts: list[str], *, folder: str | None = None, batch_size: int = 128,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "cpu", progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """L2-normalized mean-pooled sentence embeddings (N, D) for ``texts`` (model cached per folder)."""
+    """L2-normalized mean-pooled sentence embeddings (N, D) for ``texts`` (model cached per folder);
+    ``progress(n)`` is called after each batch with the n texts it embedded."""
     tokenizer, model = _cached(folder)
     model = model.to(device)
     out = []
@@ -103,6 +105,8 @@ def sentence_embeddings(
                           max_length=MAX_TOKENS, return_tensors="pt").to(device)
         hidden = model(**batch).last_hidden_state  # (B, L, D)
         out.append(torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]), dim=-1))
+        if progress is not None:
+            progress(len(hidden))
     if not out:
         return torch.zeros(0, DIM)
     return torch.cat(out).cpu()

@@ -250,7 +250,8 @@ def train_captioner(recipe: CaptionerRecipe, *, resume: bool = True, tower: Any 
         callbacks.append(CaptionMetrics([frames[d.val_split][c.id] for c in val], [c.captions for c in val], vocab,
                                         metrics=t.val_metrics, every=t.val_metrics_every, beam=recipe.decode.beam,
                                         alpha=recipe.decode.alpha, max_len=recipe.decode.max_len,
-                                        history_path=out / "val_metrics.json", ids=[c.id for c in val]))
+                                        history_path=out / "val_metrics.json", ids=[c.id for c in val],
+                                        progress=t.progress))
     callbacks += [SaveBest(out / "checkpoint", saved, vocab, monitor=t.monitor), resume_cb]
     trainer = L.Trainer(max_epochs=t.epochs, accelerator="auto", devices=1, gradient_clip_val=t.grad_clip,
                         default_root_dir=str(out), enable_progress_bar=t.progress, logger=False,

@@ -13,6 +13,7 @@ writer can then monitor (``train.monitor``). Every value comes from
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from audiocap.decoding.scorers import CaptionerScorer
 from audiocap.decoding.beam import Hypothesis, beam_search, greedy_search
 from audiocap.fileio import atomic_write_json
 from audiocap.models.captioner import Captioner
+from audiocap.progress import Phase, ProgressFn, ProgressView
 from audiocap.text.vocab import Vocab
 
 def monitor_mode(monitor: str) -> str:
@@ -53,10 +55,10 @@ def check_monitor(monitor: str, metrics: Sequence[str], every: int) -> None:
 
 @torch.inference_mode()
 def decode_frames(model: Captioner, vocab: Vocab, frames: Sequence[torch.Tensor], *, beam: int, alpha: float,
-                  max_len: int, batch_size: int = 32) -> list[str]:
+                  max_len: int, batch_size: int = 32, progress: ProgressFn | None = None) -> list[str]:
     """Caption frame sequences (T_i, D) as :class:`audiocap.captioning.CaptionPipeline` does (same
     scorer, search and max-length cap) with an in-memory model; an empty caption becomes "empty",
-    as the captioner evaluation scores it."""
+    as the captioner evaluation scores it. ``progress`` gets "captioning" events per batch."""
     from audiocap.features.towers import pad_frames
 
     was_training = model.training
@@ -64,6 +66,7 @@ def decode_frames(model: Captioner, vocab: Vocab, frames: Sequence[torch.Tensor]
     device = scorer.device
     max_len = min(max_len, model.cfg.max_len)
     hyps: list[Hypothesis] = []
+    phase = Phase(progress, "captioning", len(frames), unit="clips", detail=f"beam {beam}")
     try:
         for s in range(0, len(frames), batch_size):
             x, mask = pad_frames(list(frames[s : s + batch_size]))
@@ -72,6 +75,7 @@ def decode_frames(model: Captioner, vocab: Vocab, frames: Sequence[torch.Tensor]
                 hyps += greedy_search(scorer, state, len(x), max_len=max_len)
             else:
                 hyps += [h[0] for h in beam_search(scorer, state, len(x), beam=beam, alpha=alpha, max_len=max_len)]
+            phase.update(len(hyps))
     finally:
         model.train(was_training)
     return [vocab.decode(h.tokens) or "empty" for h in hyps]
@@ -84,18 +88,22 @@ class CaptionMetrics(L.Callback):
 
     ``frames`` are the clips' cached frame embeddings (T_i, D) and ``references`` their captions,
     in the same order. Logged in ``on_validation_epoch_end``, before the checkpoint writer reads
-    ``trainer.callback_metrics`` in ``on_validation_end``.
+    ``trainer.callback_metrics`` in ``on_validation_end``. With ``progress`` each phase (captioning,
+    then the Evaluator's) prints count lines with the time left on stderr (:class:`ProgressView`
+    in line mode, above Lightning's bar), prefixed with the epoch.
     """
 
     def __init__(self, frames: Sequence[torch.Tensor], references: Sequence[Sequence[str]], vocab: Vocab, *,
                  metrics: Sequence[str], every: int, beam: int, alpha: float, max_len: int,
-                 history_path: str | Path | None = None, ids: Sequence[str] | None = None) -> None:
+                 history_path: str | Path | None = None, ids: Sequence[str] | None = None,
+                 progress: bool = True) -> None:
         self.frames, self.references = list(frames), [list(r) for r in references]
         self.vocab, self.metrics, self.every = vocab, list(metrics), int(every)
         self.beam, self.alpha, self.max_len = beam, alpha, max_len
         self.history_path = Path(history_path) if history_path is not None else None
         self.ids = list(ids) if ids is not None else None
         self.history: list[dict[str, Any]] = []
+        self.progress = progress
 
     def due(self, trainer: L.Trainer) -> bool:
         epoch = trainer.current_epoch + 1
@@ -107,9 +115,12 @@ class CaptionMetrics(L.Callback):
         from audiocap.metrics.evaluator import Evaluator
 
         start = time.perf_counter()
-        captions = decode_frames(task.model, self.vocab, self.frames, beam=self.beam, alpha=self.alpha,
-                                 max_len=self.max_len)
-        results = Evaluator(self.metrics)(captions, self.references)
+        view = ProgressView(lines=True, prefix=f"epoch {trainer.current_epoch} validation ") if self.progress \
+            else contextlib.nullcontext()
+        with view as report:
+            captions = decode_frames(task.model, self.vocab, self.frames, beam=self.beam, alpha=self.alpha,
+                                     max_len=self.max_len, progress=report)
+            results = Evaluator(self.metrics, progress=report)(captions, self.references)
         row: dict[str, Any] = {"epoch": trainer.current_epoch}
         for name, res in results.items():
             row[name] = round(float(res.score), 6) if res.available else None
