@@ -323,12 +323,12 @@ def test_stderr_of_other_threads_survives_the_mp3_redirect(tmp_path, capfd):
     path = tmp_path / "gap.mp3"
     path.write_bytes(good[: len(good) // 2] + b"\0" * 600 + good[len(good) // 2 :])
     stop = threading.Event()
+    written = [0]
 
     def chatter() -> None:
-        i = 0
         while not stop.is_set():
-            os.write(2, f"other thread line {i}\n".encode())
-            i += 1
+            os.write(2, f"other thread line {written[0]}\n".encode())
+            written[0] += 1
             time.sleep(0.0005)
 
     writer = threading.Thread(target=chatter)
@@ -337,7 +337,11 @@ def test_stderr_of_other_threads_survives_the_mp3_redirect(tmp_path, capfd):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AudioWarning)
             with ThreadPoolExecutor(4) as pool:
-                waves = list(pool.map(lambda _: load_audio(path, sr=16000), range(16)))
+                waves = []
+                for _ in range(20):  # decode until the other thread wrote lines during decoding (a loaded CPU starves it)
+                    waves += list(pool.map(lambda _: load_audio(path, sr=16000), range(16)))
+                    if written[0] > 10:
+                        break
     finally:
         stop.set()
         writer.join()
