@@ -22,32 +22,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from torch import nn
 from typer.testing import CliRunner
 
 import audiocap.progress as progress_mod
 from audiocap.cli import app
 from audiocap.progress import Phase, Progress, ProgressView
+from framed_tower import FramedProjection as Tower  # the captioner tests' stand-in tower: 8 kHz -> 0.25 s frames -> 16-d
 
 CAPS = {440.0: ["a low tone hums", "a low steady hum"], 1760.0: ["a high pitched beep", "a high beep rings"]}
 N_VAL = 36  # more than one captioning batch (16): the counts must move in between
-
-
-class Tower(nn.Module):
-    """A stand-in frozen tower: 8 kHz waveform -> 0.25 s frames -> log spectrum -> fixed projection."""
-
-    sample_rate = 8000
-    frame_dim = 16
-
-    def __init__(self) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.proj = nn.Parameter(torch.randn(1001, 16, generator=g) / 30, requires_grad=False)
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, N) -> (B, T, 16)
-        n = wave.shape[1] // 2000 * 2000 or 2000
-        wave = nn.functional.pad(wave, (0, max(0, n - wave.shape[1])))[:, :n]
-        return torch.log1p(torch.fft.rfft(wave.view(wave.shape[0], -1, 2000)).abs()) @ self.proj
 
 
 class Recorder:
