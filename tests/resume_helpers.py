@@ -8,6 +8,9 @@ survive a resume for the weights to match an uninterrupted run.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,6 +49,18 @@ class Slow(L.Callback):
 
     def on_train_batch_end(self, *args) -> None:
         time.sleep(self.delay)
+
+
+def kill_at_first_checkpoint(proc: subprocess.Popen, last: Path, *, timeout: float) -> None:
+    """SIGKILL ``proc`` as soon as ``last`` (its first checkpoint) exists, as a crash would; fail if
+    the process ends or writes nothing within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not last.is_file():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else proc.returncode
+        assert time.monotonic() < deadline, "no checkpoint written in time"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
 
 
 def train_tiny(out: Path, *, delay: float = 0.0, lr: float = 0.01) -> int:

@@ -11,11 +11,9 @@ with dropout and a warm-up schedule, so RNG and scheduler state must survive the
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from resume_helpers import EPOCHS, EVERY, STEPS_PER_EPOCH, train_tiny
+from resume_helpers import EPOCHS, EVERY, STEPS_PER_EPOCH, kill_at_first_checkpoint, train_tiny
 
 HELPERS = Path(__file__).with_name("resume_helpers.py")
 TOTAL = EPOCHS * STEPS_PER_EPOCH
@@ -46,13 +44,7 @@ def test_sigkill_mid_epoch_then_rerun_equals_uninterrupted(tmp_path, capsys):
     # a real training process, killed with SIGKILL right after its first (mid-epoch) checkpoint
     proc = subprocess.Popen([sys.executable, str(HELPERS), str(part), "0.5"], stderr=subprocess.PIPE, text=True)
     last = part / "lightning" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not last.is_file():
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "no checkpoint written in time"
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=30)
+    kill_at_first_checkpoint(proc, last, timeout=120)
     assert proc.returncode == -signal.SIGKILL
     state = ckpt_state(last)
     step = int(state["global_step"])
@@ -164,13 +156,7 @@ def test_wsac_cli_killed_mid_run_resumes_to_the_same_model(tmp_path):
         cmd += ["--set", s]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     last = out / "lightning" / "last.ckpt"
-    deadline = time.monotonic() + 180
-    while not last.is_file():
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "no checkpoint written in time"
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=30)
+    kill_at_first_checkpoint(proc, last, timeout=180)
     step = int(ckpt_state(last)["global_step"])
     assert 3 <= step < 150 * 4 and not (out / "model.safetensors").exists()
 
