@@ -36,7 +36,7 @@ class OptimRecipe:
     weight_decay: float = 0.05
     warmup_steps: int = 50
     min_lr_ratio: float = 0.0
-    tower_lr_scale: float = 0.1  # trained tower layers (text_kw.train_layers, unfrozen towers) at lr * this
+    tower_lr_scale: float = 1.0  # trained tower weights (text_kw.train_layers, unfrozen towers) at lr * this
 
 
 @dataclass
@@ -203,7 +203,7 @@ class ClapModule(L.LightningModule):
     def configure_optimizers(self):
         o = self.recipe.optim
         groups = []
-        for tower, lr in ((False, o.lr), (True, o.lr * o.tower_lr_scale)):  # pretrained weights move slower
+        for tower, lr in ((False, o.lr), (True, o.lr * o.tower_lr_scale)):  # pretrained weights may move slower
             params = [p for n, p in self.model.named_parameters()
                       if p.requires_grad and n.startswith(("audio_tower.", "text_tower.")) == tower]
             groups += [{"params": [p for p in params if p.ndim >= 2], "weight_decay": o.weight_decay, "lr": lr},
