@@ -37,8 +37,14 @@ class TextTower(nn.Module):
             raise ValueError(f"train_layers must be in 0..{len(layers)} and only for a frozen tower "
                              f"(trainable=False), got {train_layers!r}")
         self.train_layers = int(train_layers)
-        for layer in layers[len(layers) - self.train_layers:]:
+        self.first_trained = len(layers) - self.train_layers  # index of the first trained layer
+        for layer in self.trained_layers:
             layer.requires_grad_(True)
+
+    @property
+    def trained_layers(self) -> list[nn.Module]:
+        """The top ``train_layers`` transformer layers (empty for a frozen tower)."""
+        return list(self.bert.encoder.layer[self.first_trained:])
 
     @property
     def cache_kind(self) -> str:
@@ -68,8 +74,7 @@ class TextTower(nn.Module):
         tokens = self.tokenize(texts)
         device = next(self.bert.parameters()).device
         ids, mask = tokens["input_ids"].to(device), tokens["attention_mask"].to(device)
-        below = len(self.bert.encoder.layer) - self.train_layers
-        hidden = self.bert(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[below]
+        hidden = self.bert(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[self.first_trained]
         return torch.cat([hidden, mask[..., None].to(hidden.dtype)], dim=-1)  # (B, L, D + 1)
 
     def from_cache(self, cached: torch.Tensor) -> torch.Tensor:
@@ -83,7 +88,7 @@ class TextTower(nn.Module):
         keep = int(mask.any(0).nonzero().max()) + 1 if mask.any() else 1  # drop all-padding columns
         hidden, mask = cached[:, :keep, :-1].float(), mask[:, :keep]
         attn = create_bidirectional_mask(config=self.bert.config, inputs_embeds=hidden, attention_mask=mask.long())
-        for layer in self.bert.encoder.layer[len(self.bert.encoder.layer) - self.train_layers:]:
+        for layer in self.trained_layers:
             out = layer(hidden, attention_mask=attn)
             hidden = out[0] if isinstance(out, tuple) else out
         return mean_pool(hidden, mask.long())  # (B, D)
@@ -93,6 +98,6 @@ class TextTower(nn.Module):
         if not self.trainable:
             self.bert.eval()  # frozen: no dropout
             if mode:  # the trained top layers (train_layers) use their dropout
-                for layer in self.bert.encoder.layer[len(self.bert.encoder.layer) - self.train_layers:]:
+                for layer in self.trained_layers:
                     layer.train(True)
         return self
